@@ -1,0 +1,149 @@
+//! The classic libpcap file format: a 24-byte file header, then records of a
+//! 16-byte header (seconds, micro- or nanoseconds, captured and original
+//! length) and the frame bytes. Both byte orders, micro- and nanosecond
+//! magic numbers, and the "modified" (Kuznetzov) variant with 24-byte record
+//! headers are read.
+
+use super::window::Window;
+use super::{CaptureError, MAX_RECORD_LEN, Timestamp};
+
+/// Length of the file header.
+const FILE_HEADER_LEN: usize = 24;
+
+/// Magic numbers as read little-endian from the first four bytes.
+const MAGIC_MICRO: u32 = 0xa1b2_c3d4;
+const MAGIC_NANO: u32 = 0xa1b2_3c4d;
+const MAGIC_MODIFIED: u32 = 0xa1b2_cd34;
+
+/// Whether the four bytes start a pcap file (either byte order).
+pub(crate) fn is_magic(b: [u8; 4]) -> bool {
+    [MAGIC_MICRO, MAGIC_NANO, MAGIC_MODIFIED]
+        .iter()
+        .any(|m| u32::from_le_bytes(b) == *m || u32::from_be_bytes(b) == *m)
+}
+
+/// What the file header says about every record.
+#[derive(Debug, Clone)]
+pub(crate) struct PcapHeader {
+    big_endian: bool,
+    nanos: bool,
+    record_header_len: usize,
+    /// LINKTYPE_* of every record.
+    pub(crate) linktype: u32,
+}
+
+/// One record located in the window; its bytes are `window.bytes()[data]`.
+pub(crate) struct Located {
+    pub(crate) ts: Timestamp,
+    pub(crate) linktype: u32,
+    pub(crate) data: std::ops::Range<usize>,
+    pub(crate) orig_len: u32,
+    /// Bytes to consume once the frame has been used.
+    pub(crate) consume: usize,
+}
+
+fn fill(w: &mut Window, need: usize) -> Result<usize, CaptureError> {
+    let offset = w.offset();
+    w.fill(need)
+        .map_err(|source| CaptureError::Read { offset, source })
+}
+
+fn truncated(what: &'static str, w: &Window, need: usize, have: usize) -> CaptureError {
+    CaptureError::Truncated {
+        what,
+        offset: w.offset(),
+        need: need as u64,
+        have: have as u64,
+    }
+}
+
+fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        a.copy_from_slice(s);
+    }
+    if big_endian {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+/// Reads and checks the file header.
+pub(crate) fn read_header(w: &mut Window) -> Result<PcapHeader, CaptureError> {
+    let have = fill(w, FILE_HEADER_LEN)?;
+    if have < FILE_HEADER_LEN {
+        return Err(truncated("pcap file header", w, FILE_HEADER_LEN, have));
+    }
+    let b = w.bytes();
+    let le = u32_at(b, 0, false);
+    let (big_endian, magic) = if [MAGIC_MICRO, MAGIC_NANO, MAGIC_MODIFIED].contains(&le) {
+        (false, le)
+    } else {
+        (true, u32_at(b, 0, true))
+    };
+    let major = (u32_at(b, 4, big_endian) & 0xffff) as u16;
+    let minor = (u32_at(b, 4, big_endian) >> 16) as u16;
+    let (major, minor) = if big_endian {
+        // In big-endian files the two u16 fields come out swapped by the u32 read.
+        (minor, major)
+    } else {
+        (major, minor)
+    };
+    if major != 2 {
+        return Err(CaptureError::corrupt(
+            "pcap file header",
+            4,
+            format!("unsupported pcap version {major}.{minor} (only 2.x exists in practice)"),
+        ));
+    }
+    let linktype = u32_at(b, 20, big_endian) & 0xffff;
+    w.consume(FILE_HEADER_LEN);
+    Ok(PcapHeader {
+        big_endian,
+        nanos: magic == MAGIC_NANO,
+        record_header_len: if magic == MAGIC_MODIFIED { 24 } else { 16 },
+        linktype,
+    })
+}
+
+/// Locates the next record, or `None` at a clean end of file.
+pub(crate) fn next_record(w: &mut Window, h: &PcapHeader) -> Result<Option<Located>, CaptureError> {
+    let hl = h.record_header_len;
+    let have = fill(w, hl)?;
+    if have == 0 {
+        return Ok(None);
+    }
+    if have < hl {
+        return Err(truncated("pcap record header", w, hl, have));
+    }
+    let b = w.bytes();
+    let secs = u32_at(b, 0, h.big_endian);
+    let frac = u32_at(b, 4, h.big_endian);
+    let caplen = u32_at(b, 8, h.big_endian) as usize;
+    let orig_len = u32_at(b, 12, h.big_endian);
+    if caplen > MAX_RECORD_LEN {
+        return Err(CaptureError::corrupt(
+            "pcap record header",
+            w.offset(),
+            format!("captured length {caplen} exceeds the {MAX_RECORD_LEN}-byte limit"),
+        ));
+    }
+    let total = hl + caplen;
+    let have = fill(w, total)?;
+    if have < total {
+        return Err(truncated("pcap record", w, total, have));
+    }
+    let nanos = if h.nanos {
+        i64::from(frac)
+    } else {
+        i64::from(frac) * 1000
+    };
+    Ok(Some(Located {
+        ts: Timestamp::from_parts(i64::from(secs), nanos),
+        linktype: h.linktype,
+        data: hl..total,
+        orig_len,
+        consume: total,
+    }))
+}

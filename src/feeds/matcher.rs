@@ -1,0 +1,229 @@
+//! Lookups against the loaded feeds, built once and shared read-only.
+//!
+//! Names: a hash map from each feed name to its exact and suffix rules.
+//! A query walks the name's label boundaries from the full name down to the
+//! last two labels, so `KSN-1.Kaspersky-Labs.COM.` finds `kaspersky-labs.com`
+//! and `notkaspersky.com` never does; the first hit is the most specific
+//! (exact beats suffix on the same name). Addresses: a prefix trie per
+//! family, longest prefix wins. No allocation per query: names are
+//! lowercased into a stack buffer.
+
+use super::{Feeds, RuleId, RuleKind};
+use foldhash::HashMap;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use prefix_trie::PrefixMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct NameRules {
+    exact: Option<RuleId>,
+    suffix: Option<RuleId>,
+}
+
+/// A name's best rule and the feed value it matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameMatch {
+    /// The rule.
+    pub rule: RuleId,
+    /// Whether it matched exactly (not as a parent domain).
+    pub exact: bool,
+}
+
+/// Compiled feeds.
+#[derive(Debug)]
+pub struct Matcher {
+    names: HashMap<Box<str>, NameRules>,
+    v4: PrefixMap<Ipv4Net, RuleId>,
+    v6: PrefixMap<Ipv6Net, RuleId>,
+    asns: HashMap<u32, RuleId>,
+    user_agents: Vec<(regex::Regex, RuleId)>,
+    paths: Vec<(regex::Regex, RuleId)>,
+    content_types: HashMap<Box<str>, RuleId>,
+}
+
+/// Longest name looked up (RFC 1035 limit on the text form).
+const MAX_NAME: usize = 253;
+
+impl Matcher {
+    /// Compiles the feeds. Values were validated at load time, so a value
+    /// that still fails to compile is skipped (it cannot happen for feeds
+    /// that came through [`super::load`]).
+    pub fn new(feeds: &Feeds) -> Self {
+        let mut m = Matcher {
+            names: HashMap::default(),
+            v4: PrefixMap::new(),
+            v6: PrefixMap::new(),
+            asns: HashMap::default(),
+            user_agents: Vec::new(),
+            paths: Vec::new(),
+            content_types: HashMap::default(),
+        };
+        for (i, r) in feeds.rules.iter().enumerate() {
+            let id = i as RuleId;
+            match r.kind {
+                RuleKind::Suffix => m.names.entry(r.value.as_str().into()).or_default().suffix = Some(id),
+                RuleKind::Exact => m.names.entry(r.value.as_str().into()).or_default().exact = Some(id),
+                RuleKind::Cidr => match r.value.parse::<IpNet>() {
+                    Ok(IpNet::V4(n)) => {
+                        m.v4.insert(n, id);
+                    }
+                    Ok(IpNet::V6(n)) => {
+                        m.v6.insert(n, id);
+                    }
+                    Err(_) => {}
+                },
+                RuleKind::Asn => {
+                    if let Ok(n) = r.value.parse() {
+                        m.asns.insert(n, id);
+                    }
+                }
+                RuleKind::HttpUserAgent => {
+                    if let Ok(re) = regex::Regex::new(&r.value) {
+                        m.user_agents.push((re, id));
+                    }
+                }
+                RuleKind::HttpPath => {
+                    if let Ok(re) = regex::Regex::new(&r.value) {
+                        m.paths.push((re, id));
+                    }
+                }
+                RuleKind::HttpContentType => {
+                    m.content_types.insert(r.value.as_str().into(), id);
+                }
+            }
+        }
+        m
+    }
+
+    /// The most specific rule for a host name (any case, trailing dot allowed).
+    pub fn name(&self, name: &str) -> Option<NameMatch> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty() || name.len() > MAX_NAME {
+            return None;
+        }
+        let mut buf = [0u8; MAX_NAME];
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        // Only ASCII bytes changed, so this is still UTF-8.
+        let lower = std::str::from_utf8(lower).ok()?;
+        let mut candidate = lower;
+        let mut first = true;
+        loop {
+            if let Some(r) = self.names.get(candidate) {
+                if first && let Some(rule) = r.exact {
+                    return Some(NameMatch { rule, exact: true });
+                }
+                if let Some(rule) = r.suffix {
+                    return Some(NameMatch { rule, exact: first });
+                }
+            }
+            first = false;
+            match candidate.split_once('.') {
+                Some((_, parent)) if !parent.is_empty() => candidate = parent,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The longest-prefix rule for an address.
+    pub fn addr(&self, addr: IpAddr) -> Option<RuleId> {
+        match addr {
+            IpAddr::V4(a) => self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, r)| *r),
+            IpAddr::V6(a) => {
+                if let Some(v4) = a.to_ipv4_mapped() {
+                    return self.addr(IpAddr::V4(v4));
+                }
+                self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, r)| *r)
+            }
+        }
+    }
+
+    /// The rule for an autonomous system number.
+    pub fn asn(&self, asn: u32) -> Option<RuleId> {
+        self.asns.get(&asn).copied()
+    }
+
+    /// The first rule whose regex matches the User-Agent.
+    pub fn user_agent(&self, ua: &str) -> Option<RuleId> {
+        self.user_agents.iter().find(|(re, _)| re.is_match(ua)).map(|(_, r)| *r)
+    }
+
+    /// The first rule whose regex matches the request path.
+    pub fn path(&self, path: &str) -> Option<RuleId> {
+        self.paths.iter().find(|(re, _)| re.is_match(path)).map(|(_, r)| *r)
+    }
+
+    /// The rule for a response media type (already lowercased, no parameters).
+    pub fn content_type(&self, media_type: &str) -> Option<RuleId> {
+        self.content_types.get(media_type).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feeds::{Confidence, Purpose, Rule, Vendor};
+
+    fn feeds(rules: &[(RuleKind, &str)]) -> Feeds {
+        Feeds {
+            vendors: vec![Vendor {
+                id: "k".into(),
+                name: "K".into(),
+                headquarters: None,
+                notes: None,
+                origin: "test".into(),
+            }],
+            rules: rules
+                .iter()
+                .map(|(kind, v)| Rule {
+                    vendor: 0,
+                    kind: *kind,
+                    value: (*v).into(),
+                    purpose: Purpose::Update,
+                    product: None,
+                    confidence: Confidence::Vendor,
+                    source: "https://x".into(),
+                    note: None,
+                    origin: "test:1".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn suffixes_match_at_label_boundaries_only() {
+        let m = Matcher::new(&feeds(&[(RuleKind::Suffix, "kaspersky.com"), (RuleKind::Suffix, "kaspersky-labs.com")]));
+        assert_eq!(m.name("KSN-1.Kaspersky-Labs.COM.").map(|x| x.rule), Some(1));
+        assert_eq!(m.name("kaspersky.com").map(|x| x.exact), Some(true));
+        assert_eq!(m.name("a.b.kaspersky.com").map(|x| x.exact), Some(false));
+        assert_eq!(m.name("notkaspersky.com"), None);
+        assert_eq!(m.name("kaspersky.com.example.net"), None);
+        assert_eq!(m.name("com"), None);
+        assert_eq!(m.name(""), None);
+        assert_eq!(m.name("."), None);
+        assert_eq!(m.name(&"a.".repeat(200)), None);
+    }
+
+    #[test]
+    fn exact_beats_suffix_and_deeper_suffix_beats_shallower() {
+        let m = Matcher::new(&feeds(&[
+            (RuleKind::Suffix, "kaspersky.com"),
+            (RuleKind::Suffix, "upd.kaspersky.com"),
+            (RuleKind::Exact, "ds.kaspersky.com"),
+        ]));
+        assert_eq!(m.name("s12.upd.kaspersky.com").map(|x| x.rule), Some(1));
+        assert_eq!(m.name("ds.kaspersky.com").map(|x| x.rule), Some(2));
+        assert_eq!(m.name("x.ds.kaspersky.com").map(|x| x.rule), Some(0), "exact does not cover children");
+    }
+
+    #[test]
+    fn longest_prefix_wins_for_addresses() {
+        let m = Matcher::new(&feeds(&[(RuleKind::Cidr, "77.74.176.0/21"), (RuleKind::Cidr, "77.74.178.0/24"), (RuleKind::Cidr, "2a03:2480::/32")]));
+        assert_eq!(m.addr("77.74.178.11".parse().unwrap()), Some(1));
+        assert_eq!(m.addr("77.74.177.1".parse().unwrap()), Some(0));
+        assert_eq!(m.addr("77.74.184.1".parse().unwrap()), None);
+        assert_eq!(m.addr("2a03:2480:68::1".parse().unwrap()), Some(2));
+        assert_eq!(m.addr("::ffff:77.74.178.11".parse().unwrap()), Some(1));
+    }
+}

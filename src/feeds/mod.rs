@@ -1,0 +1,191 @@
+//! Feeds: what is known about each vendor's servers — domain suffixes, exact
+//! names, address ranges, ASNs and HTTP fingerprints — each with a purpose,
+//! a confidence and the source it came from.
+//!
+//! One TOML file per vendor (format in `feeds/README.md`). The files in the
+//! repository's `feeds/` folder are compiled into the binary; `--feeds DIR`
+//! adds vendors or replaces built-in ones by id. Loading validates every
+//! value and reports each problem as `file:line:column: message`; a broken
+//! feed is an error, never a silently smaller feed. The loaded [`Feeds`] are
+//! read-only and compiled once into a [`Matcher`].
+
+mod load;
+mod matcher;
+
+pub use load::{FeedError, FeedErrors, check_dir, load};
+pub use matcher::{Matcher, NameMatch};
+
+use serde::Serialize;
+use std::fmt;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_feeds.rs"));
+
+/// Why a vendor's server is contacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Signature, engine or product updates.
+    Update,
+    /// Reputation lookups, statistics, sample upload (KSN-like clouds).
+    Telemetry,
+    /// Licence activation and checks.
+    Activation,
+    /// Management consoles and agents.
+    Management,
+    /// The vendor's web sites.
+    Web,
+    /// Anything else, or unknown.
+    Other,
+}
+
+impl Purpose {
+    /// All purposes, in report order.
+    pub const ALL: [Purpose; 6] = [
+        Purpose::Update,
+        Purpose::Telemetry,
+        Purpose::Activation,
+        Purpose::Management,
+        Purpose::Web,
+        Purpose::Other,
+    ];
+
+    /// The lowercase name used in feeds and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Update => "update",
+            Purpose::Telemetry => "telemetry",
+            Purpose::Activation => "activation",
+            Purpose::Management => "management",
+            Purpose::Web => "web",
+            Purpose::Other => "other",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Purpose::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How well a rule is sourced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// Documented by the vendor.
+    Vendor,
+    /// From community lists, routing data or observation.
+    Community,
+}
+
+/// What a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// A domain and every name below it.
+    Suffix,
+    /// One host name.
+    Exact,
+    /// An address range.
+    Cidr,
+    /// An autonomous system (needs an ASN database).
+    Asn,
+    /// A regex over the HTTP User-Agent.
+    HttpUserAgent,
+    /// A regex over the HTTP request path.
+    HttpPath,
+    /// An HTTP response media type.
+    HttpContentType,
+}
+
+impl RuleKind {
+    /// All kinds, with their TOML keys.
+    pub const ALL: [(RuleKind, &'static str); 7] = [
+        (RuleKind::Suffix, "suffix"),
+        (RuleKind::Exact, "exact"),
+        (RuleKind::Cidr, "cidr"),
+        (RuleKind::Asn, "asn"),
+        (RuleKind::HttpUserAgent, "http_user_agent"),
+        (RuleKind::HttpPath, "http_path"),
+        (RuleKind::HttpContentType, "http_content_type"),
+    ];
+
+    /// The TOML key of this kind.
+    pub fn key(self) -> &'static str {
+        RuleKind::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// A vendor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vendor {
+    /// Short id (`kaspersky`), the file stem.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Headquarters, as "City, CC".
+    pub headquarters: Option<String>,
+    /// Free notes.
+    pub notes: Option<String>,
+    /// Where the vendor was loaded from (`builtin:kaspersky.toml` or a path).
+    pub origin: String,
+}
+
+/// Index of a vendor in [`Feeds::vendors`].
+pub type VendorId = u16;
+/// Index of a rule in [`Feeds::rules`].
+pub type RuleId = u32;
+
+/// One matching rule (a feed entry with several values becomes several rules).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    /// The vendor.
+    #[serde(skip)]
+    pub vendor: VendorId,
+    /// What it matches.
+    pub kind: RuleKind,
+    /// The value, normalised (lowercase names, canonical CIDR).
+    pub value: String,
+    /// Why the vendor's software contacts it.
+    pub purpose: Purpose,
+    /// Product family, when known.
+    pub product: Option<String>,
+    /// Sourcing quality.
+    pub confidence: Confidence,
+    /// Where the fact comes from.
+    pub source: String,
+    /// Free note.
+    pub note: Option<String>,
+    /// `file:line` of the entry.
+    pub origin: String,
+}
+
+/// Loaded feeds.
+#[derive(Debug, Clone, Default)]
+pub struct Feeds {
+    /// Vendors, in load order.
+    pub vendors: Vec<Vendor>,
+    /// Rules of all vendors.
+    pub rules: Vec<Rule>,
+}
+
+impl Feeds {
+    /// The vendor of a rule.
+    pub fn vendor_of(&self, rule: RuleId) -> Option<&Vendor> {
+        let r = self.rules.get(rule as usize)?;
+        self.vendors.get(usize::from(r.vendor))
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, rule: RuleId) -> Option<&Rule> {
+        self.rules.get(rule as usize)
+    }
+}

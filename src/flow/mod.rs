@@ -1,0 +1,424 @@
+//! Flows: who talks to whom. Groups packets into conversations keyed by a
+//! symmetric 5-tuple, decides which side is the client (the initiator: the
+//! sender of the SYN, of the DNS query, of the first datagram), reassembles
+//! TCP streams for the application parsers, and expires idle conversations.
+//!
+//! The table is a slab of flows indexed by a seeded hash map (attackers
+//! choose the tuples, so the hash is keyed). Expiry is incremental: each
+//! packet lets the sweeper look at a few slots, so no packet ever pays for a
+//! scan of the whole table. The table has a hard cap ([`FlowLimits`]); when
+//! it is full, idle flows are evicted early, and if none can go the new flow
+//! is refused and counted — stateless parsing (single-datagram DNS) goes on.
+
+pub mod stream;
+pub mod tcp;
+
+use crate::capture::Timestamp;
+use crate::decode::{LinkInfo, ipproto, tcpflags};
+use foldhash::HashMap;
+use std::net::IpAddr;
+use stream::{AppStream, Pipeline};
+use tcp::TcpDirection;
+
+/// Limits and timeouts of the flow table.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowLimits {
+    /// Flows tracked at once.
+    pub max_flows: usize,
+    /// An open TCP connection idle this long ends (Zeek: 5 min).
+    pub tcp_idle_secs: i64,
+    /// A closed (FIN both ways, or RST) TCP connection is forgotten after this.
+    pub tcp_closed_secs: i64,
+    /// A UDP conversation idle this long ends (Zeek: 1 min).
+    pub udp_idle_secs: i64,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits {
+            max_flows: 1_000_000,
+            tcp_idle_secs: 300,
+            tcp_closed_secs: 10,
+            udp_idle_secs: 60,
+        }
+    }
+}
+
+/// A direction within a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to server.
+    ToServer = 0,
+    /// Server to client.
+    ToClient = 1,
+}
+
+/// A transport endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// Address.
+    pub addr: IpAddr,
+    /// Port.
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    proto: u8,
+    lo: Endpoint,
+    hi: Endpoint,
+}
+
+impl FlowKey {
+    fn new(proto: u8, a: Endpoint, b: Endpoint) -> Self {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey { proto, lo, hi }
+    }
+}
+
+/// One conversation.
+#[derive(Debug)]
+pub struct Flow<T> {
+    /// The initiator.
+    pub client: Endpoint,
+    /// The responder.
+    pub server: Endpoint,
+    /// IP protocol (TCP or UDP).
+    pub proto: u8,
+    /// VLAN and MAC seen on the client's packets.
+    pub link: LinkInfo,
+    /// First packet.
+    pub first_ts: Timestamp,
+    /// Last packet.
+    pub last_ts: Timestamp,
+    /// Packets per direction ([`Dir`] as index).
+    pub packets: [u64; 2],
+    /// Bytes on the wire per direction.
+    pub bytes: [u64; 2],
+    /// Stream reassembly, for TCP flows.
+    pub tcp: Option<[TcpDirection; 2]>,
+    /// HEAD requests awaiting responses (HTTP).
+    pub pipeline: Pipeline,
+    /// FIN seen per direction; RST.
+    closed: u8,
+    /// The analysis stage's data about this flow.
+    pub user: T,
+}
+
+impl<T> Flow<T> {
+    /// Whether the connection has ended (FIN both ways or RST).
+    pub fn is_closed(&self) -> bool {
+        self.closed & 0b11 == 0b11 || self.closed & 0b100 != 0
+    }
+
+    fn idle_limit(&self, limits: &FlowLimits) -> i64 {
+        match (self.proto, self.is_closed()) {
+            (ipproto::TCP, true) => limits.tcp_closed_secs,
+            (ipproto::TCP, false) => limits.tcp_idle_secs,
+            _ => limits.udp_idle_secs,
+        }
+    }
+}
+
+/// Counters of the flow table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowStats {
+    /// Flows created.
+    pub created: u64,
+    /// Flows ended by idle time or close.
+    pub expired: u64,
+    /// Idle flows evicted early because the table was full.
+    pub evicted_early: u64,
+    /// New flows refused because the table was full of active flows.
+    pub refused: u64,
+}
+
+/// Result of looking a packet up.
+#[derive(Debug, Clone, Copy)]
+pub enum Slot {
+    /// An existing flow; the packet travels in `dir`.
+    Existing(usize, Dir),
+    /// A flow created for this packet, which travels in `dir`.
+    New(usize, Dir),
+    /// The table is full; the packet belongs to no flow.
+    Full,
+}
+
+/// The flow table.
+#[derive(Debug)]
+pub struct FlowTable<T> {
+    limits: FlowLimits,
+    index: HashMap<FlowKey, u32>,
+    slots: Vec<Option<Flow<T>>>,
+    free: Vec<u32>,
+    sweep_at: usize,
+    stats: FlowStats,
+}
+
+/// How the sender of a flow's first packet relates to the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// The sender started the conversation.
+    Sender,
+    /// The receiver did (the first packet seen is a reply).
+    Receiver,
+}
+
+/// Guesses the initiator when the packet itself does not say (a conversation
+/// picked up mid-way): the side with the lower port is taken for the server,
+/// as services listen on low, fixed ports and clients use ephemeral ones.
+pub fn initiator_by_ports(sport: u16, dport: u16) -> Initiator {
+    if sport < dport {
+        Initiator::Receiver
+    } else {
+        Initiator::Sender
+    }
+}
+
+impl<T: Default> FlowTable<T> {
+    /// A table with the given limits.
+    pub fn new(limits: FlowLimits) -> Self {
+        FlowTable {
+            limits,
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            sweep_at: 0,
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    /// Flows tracked now.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The flow in a slot.
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow<T>> {
+        self.slots.get_mut(slot).and_then(|s| s.as_mut())
+    }
+
+    /// Finds the flow of a packet from `src` to `dst`, or creates it.
+    /// `initiator` is asked only for a new flow. A TCP SYN on a closed
+    /// connection's tuple starts a new connection; the old flow is moved to
+    /// `ended`.
+    pub fn lookup(
+        &mut self,
+        now: Timestamp,
+        proto: u8,
+        src: Endpoint,
+        dst: Endpoint,
+        tcp_flags: u8,
+        initiator: impl FnOnce() -> Initiator,
+        link: LinkInfo,
+        ended: &mut Vec<Flow<T>>,
+    ) -> Slot {
+        let key = FlowKey::new(proto, src, dst);
+        if let Some(&i) = self.index.get(&key) {
+            let i = i as usize;
+            let reopen = proto == ipproto::TCP
+                && tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN
+                && self.slots.get(i).and_then(|s| s.as_ref()).is_some_and(|f| f.is_closed());
+            if !reopen {
+                let Some(flow) = self.get_mut(i) else {
+                    return Slot::Full;
+                };
+                let dir = if flow.client == src { Dir::ToServer } else { Dir::ToClient };
+                return Slot::Existing(i, dir);
+            }
+            if let Some(old) = self.remove(i) {
+                self.stats.expired += 1;
+                ended.push(old);
+            }
+        }
+        if self.index.len() >= self.limits.max_flows {
+            self.make_room(now, ended);
+            if self.index.len() >= self.limits.max_flows {
+                self.stats.refused += 1;
+                return Slot::Full;
+            }
+        }
+        let (client, server, dir) = match initiator() {
+            Initiator::Sender => (src, dst, Dir::ToServer),
+            Initiator::Receiver => (dst, src, Dir::ToClient),
+        };
+        let tcp = (proto == ipproto::TCP).then(|| {
+            let client_app = if server.port == 53 || client.port == 53 {
+                AppStream::dns()
+            } else {
+                AppStream::client()
+            };
+            let server_app = if server.port == 53 || client.port == 53 {
+                AppStream::dns()
+            } else {
+                AppStream::server()
+            };
+            [TcpDirection::new(client_app), TcpDirection::new(server_app)]
+        });
+        let flow = Flow {
+            client,
+            server,
+            proto,
+            link: if dir == Dir::ToServer { link } else { LinkInfo::default() },
+            first_ts: now,
+            last_ts: now,
+            packets: [0, 0],
+            bytes: [0, 0],
+            tcp,
+            pipeline: Pipeline::default(),
+            closed: 0,
+            user: T::default(),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(flow);
+                i as usize
+            }
+            None => {
+                self.slots.push(Some(flow));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(key, i as u32);
+        self.stats.created += 1;
+        Slot::New(i, dir)
+    }
+
+    /// Records a packet's size, time and TCP flags on its flow.
+    pub fn touch(&mut self, slot: usize, dir: Dir, now: Timestamp, wire_len: u32, tcp_flags: u8, link: LinkInfo) {
+        if let Some(f) = self.get_mut(slot) {
+            f.last_ts = f.last_ts.max(now);
+            f.packets[dir as usize] += 1;
+            f.bytes[dir as usize] += u64::from(wire_len);
+            if dir == Dir::ToServer && f.link == LinkInfo::default() {
+                f.link = link;
+            }
+            if tcp_flags & tcpflags::FIN != 0 {
+                f.closed |= 1 << (dir as u8);
+            }
+            if tcp_flags & tcpflags::RST != 0 {
+                f.closed |= 0b100;
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Flow<T>> {
+        let flow = self.slots.get_mut(slot)?.take()?;
+        let key = FlowKey::new(flow.proto, flow.client, flow.server);
+        self.index.remove(&key);
+        self.free.push(slot as u32);
+        Some(flow)
+    }
+
+    /// Looks at the next `n` slots and moves flows idle past their timeout
+    /// to `ended`.
+    pub fn sweep(&mut self, now: Timestamp, n: usize, ended: &mut Vec<Flow<T>>) {
+        let len = self.slots.len();
+        if len == 0 {
+            return;
+        }
+        for _ in 0..n.min(len) {
+            self.sweep_at = (self.sweep_at + 1) % len;
+            let i = self.sweep_at;
+            let idle = match self.slots[i].as_ref() {
+                Some(f) => now.secs_since(f.last_ts) > f.idle_limit(&self.limits) as f64,
+                None => false,
+            };
+            if idle && let Some(f) = self.remove(i) {
+                self.stats.expired += 1;
+                ended.push(f);
+            }
+        }
+    }
+
+    /// The table is full: evicts flows idle for a tenth of their timeout,
+    /// looking at up to 4096 slots.
+    fn make_room(&mut self, now: Timestamp, ended: &mut Vec<Flow<T>>) {
+        let len = self.slots.len();
+        for _ in 0..4096.min(len) {
+            self.sweep_at = (self.sweep_at + 1) % len;
+            let i = self.sweep_at;
+            let idle = match self.slots[i].as_ref() {
+                Some(f) => now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64,
+                None => false,
+            };
+            if idle && let Some(f) = self.remove(i) {
+                self.stats.evicted_early += 1;
+                ended.push(f);
+                return;
+            }
+        }
+    }
+
+    /// Ends every flow (end of input).
+    pub fn drain(&mut self, ended: &mut Vec<Flow<T>>) {
+        for i in 0..self.slots.len() {
+            if let Some(f) = self.remove(i) {
+                ended.push(f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint {
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+            port,
+        }
+    }
+
+    #[test]
+    fn both_directions_find_the_same_flow_and_idle_flows_expire() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let mut ended = Vec::new();
+        let now = Timestamp(0);
+        let Slot::New(i, Dir::ToServer) = t.lookup(now, 17, ep(1, 5000), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended) else {
+            panic!()
+        };
+        let Slot::Existing(j, Dir::ToClient) = t.lookup(now, 17, ep(2, 53), ep(1, 5000), 0, || Initiator::Sender, LinkInfo::default(), &mut ended) else {
+            panic!()
+        };
+        assert_eq!(i, j);
+        t.sweep(now.plus_secs(30), 10, &mut ended);
+        assert!(ended.is_empty());
+        t.sweep(now.plus_secs(61), 10, &mut ended);
+        assert_eq!(ended.len(), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_evicts_idle_flows_and_refuses_when_all_are_active() {
+        let limits = FlowLimits {
+            max_flows: 4,
+            ..FlowLimits::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(limits);
+        let mut ended = Vec::new();
+        for p in 0..4 {
+            t.lookup(Timestamp(0), 17, ep(1, 1000 + p), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended);
+        }
+        let r = t.lookup(Timestamp(0), 17, ep(1, 2000), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended);
+        assert!(matches!(r, Slot::Full));
+        assert_eq!(t.stats().refused, 1);
+        let later = Timestamp(0).plus_secs(10);
+        let r = t.lookup(later, 17, ep(1, 2000), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended);
+        assert!(matches!(r, Slot::New(..)));
+        assert_eq!(t.stats().evicted_early, 1);
+        assert_eq!(t.len(), 4);
+    }
+}

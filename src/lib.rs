@@ -1,0 +1,33 @@
+//! phonehome finds the machines on a network that talk to anti-virus and EDR
+//! vendors — Kaspersky first — from packet captures, and says since when, how
+//! often and on what evidence.
+//!
+//! The crate is a pipeline of stages, one module each, data flowing one way:
+//!
+//! 1. [`capture`] reads pcap/pcapng files (plain or gzip) as one timeline of
+//!    borrowed frames.
+//! 2. [`decode`] slices a frame into VLAN, IP and TCP/UDP layers, opens
+//!    tunnels and reassembles IP fragments.
+//! 3. [`flow`] groups packets into conversations, decides who the client is,
+//!    and reassembles TCP streams.
+//! 4. [`protocols`] parses DNS, TLS ClientHellos and HTTP heads.
+//! 5. [`feeds`] knows each vendor's names, ranges and fingerprints.
+//! 6. [`hosts`] attributes conversations to vendors (with passive DNS for
+//!    bare addresses) and keeps per-host contact records.
+//! 7. [`output`] writes the report (table or JSON) and the event log.
+//!
+//! [`analyze`] wires the stages together for offline analysis.
+//!
+//! Promises: no stage panics on any input; every buffer that input can grow
+//! has a documented cap; the per-packet path borrows packet bytes and does
+//! not allocate once its reusable buffers are warm.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bytes;
+pub mod capture;
+pub mod decode;
+pub mod feeds;
+pub mod flow;
+pub mod protocols;

@@ -1,0 +1,396 @@
+//! DNS messages (RFC 1035): header, questions, and the answer section's A,
+//! AAAA and CNAME records, with compressed names.
+//!
+//! Names are decoded into a scratch arena that the caller reuses, so parsing
+//! allocates nothing once warmed up. Hostile input is expected: compression
+//! pointers must point strictly backwards (which makes loops impossible), a
+//! name stops at 255 wire bytes and 128 labels, and at most
+//! [`MAX_QUESTIONS`] questions and [`MAX_ANSWERS`] answers are read. Anything
+//! beyond a cap, or a record running past the end, stops the walk and sets a
+//! flag; what was read before stays (the Suricata approach: anomalies are
+//! data, not failures). Unknown record and query types (HTTPS, SVCB, ...) are
+//! kept as numbers — a browser's HTTPS query is a query like any other.
+
+use crate::bytes::{Cursor, be16, u8_at};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 12;
+/// Questions read per message (real messages carry one).
+pub const MAX_QUESTIONS: usize = 16;
+/// Answer records read per message.
+pub const MAX_ANSWERS: usize = 256;
+/// Longest name on the wire (RFC 1035 §2.3.4).
+pub const MAX_NAME_WIRE: usize = 255;
+/// Compression jumps followed per name.
+const MAX_JUMPS: usize = 64;
+
+/// Record types this parser decodes.
+pub mod rtype {
+    /// IPv4 address.
+    pub const A: u16 = 1;
+    /// Canonical name.
+    pub const CNAME: u16 = 5;
+    /// IPv6 address.
+    pub const AAAA: u16 = 28;
+}
+
+/// Anomalies met while parsing, as bit flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Anomalies(pub u8);
+
+impl Anomalies {
+    /// A name exceeded 255 bytes or 128 labels and was cut.
+    pub const NAME_TOO_LONG: u8 = 0x01;
+    /// A compression pointer pointed forward or at itself (loop attempt).
+    pub const BAD_POINTER: u8 = 0x02;
+    /// A section ran past the end of the message.
+    pub const TRUNCATED: u8 = 0x04;
+    /// More questions or answers than the caps; the rest were skipped.
+    pub const TOO_MANY_RECORDS: u8 = 0x08;
+    /// A label used the reserved 0x40/0x80 type bits.
+    pub const BAD_LABEL: u8 = 0x10;
+
+    fn set(&mut self, f: u8) {
+        self.0 |= f;
+    }
+
+    /// Whether any anomaly was seen.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// One question.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// The name, as a range into [`DnsMessage::text`].
+    pub name: Range<usize>,
+    /// QTYPE.
+    pub qtype: u16,
+}
+
+/// The data of an answer record.
+#[derive(Debug, Clone)]
+pub enum AnswerData {
+    /// An A or AAAA address.
+    Addr(IpAddr),
+    /// A CNAME target (range into [`DnsMessage::text`]).
+    Cname(Range<usize>),
+    /// Any other type (its data is not decoded).
+    Other,
+}
+
+/// One answer-section record.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Owner name (range into [`DnsMessage::text`]).
+    pub name: Range<usize>,
+    /// TYPE.
+    pub rtype: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Decoded data.
+    pub data: AnswerData,
+}
+
+/// A parsed message. Reuse one value across messages: [`DnsMessage::parse`]
+/// clears it and keeps the capacity.
+#[derive(Debug, Default, Clone)]
+pub struct DnsMessage {
+    /// Transaction id.
+    pub id: u16,
+    /// Whether QR is set.
+    pub response: bool,
+    /// Opcode.
+    pub opcode: u8,
+    /// Response code.
+    pub rcode: u8,
+    /// Whether TC is set.
+    pub truncated: bool,
+    /// ANCOUNT as written in the header.
+    pub ancount: u16,
+    /// Questions read.
+    pub questions: Vec<Question>,
+    /// Answer records read.
+    pub answers: Vec<Answer>,
+    /// Anomalies seen.
+    pub anomalies: Anomalies,
+    /// Text of every decoded name, concatenated (names are ranges into it).
+    text: String,
+}
+
+impl DnsMessage {
+    /// The text of a name range (lowercase is NOT applied: names are as sent).
+    pub fn text(&self, r: &Range<usize>) -> &str {
+        self.text.get(r.clone()).unwrap_or("")
+    }
+
+    /// The first question's name, if any.
+    pub fn qname(&self) -> Option<&str> {
+        self.questions.first().map(|q| self.text(&q.name))
+    }
+
+    /// Parses `buf` into `self`. Returns `false` when the header is missing
+    /// or the message is not a standard query/response (opcode other than
+    /// QUERY, or no question and no answer): such bytes are not treated as DNS.
+    pub fn parse(&mut self, buf: &[u8]) -> bool {
+        self.questions.clear();
+        self.answers.clear();
+        self.text.clear();
+        self.anomalies = Anomalies::default();
+        let (Some(id), Some(flags), Some(qd), Some(an)) =
+            (be16(buf, 0), be16(buf, 2), be16(buf, 4), be16(buf, 6))
+        else {
+            return false;
+        };
+        if buf.len() < HEADER_LEN {
+            return false;
+        }
+        self.id = id;
+        self.response = flags & 0x8000 != 0;
+        self.opcode = ((flags >> 11) & 0x0f) as u8;
+        self.truncated = flags & 0x0200 != 0;
+        self.rcode = (flags & 0x000f) as u8;
+        self.ancount = an;
+        if self.opcode != 0 || (qd == 0 && an == 0) {
+            return false;
+        }
+        let mut cur = Cursor::new(buf);
+        let _ = cur.skip(HEADER_LEN);
+        for i in 0..qd {
+            if usize::from(i) >= MAX_QUESTIONS {
+                self.anomalies.set(Anomalies::TOO_MANY_RECORDS);
+                return true;
+            }
+            let Some(name) = self.read_name(buf, &mut cur) else {
+                self.anomalies.set(Anomalies::TRUNCATED);
+                return true;
+            };
+            let (Some(qtype), Some(_class)) = (cur.u16(), cur.u16()) else {
+                self.anomalies.set(Anomalies::TRUNCATED);
+                return true;
+            };
+            self.questions.push(Question { name, qtype });
+        }
+        for i in 0..an {
+            if usize::from(i) >= MAX_ANSWERS {
+                self.anomalies.set(Anomalies::TOO_MANY_RECORDS);
+                break;
+            }
+            if self.read_answer(buf, &mut cur).is_none() {
+                self.anomalies.set(Anomalies::TRUNCATED);
+                break;
+            }
+        }
+        true
+    }
+
+    fn read_answer(&mut self, buf: &[u8], cur: &mut Cursor<'_>) -> Option<()> {
+        let name = self.read_name(buf, cur)?;
+        let rtype = cur.u16()?;
+        let _class = cur.u16()?;
+        let ttl = cur.u32()?;
+        let rdlen = usize::from(cur.u16()?);
+        let rdata_at = cur.pos();
+        let rdata = cur.bytes(rdlen)?;
+        let data = match (rtype, rdata.len()) {
+            (rtype::A, 4) => AnswerData::Addr(IpAddr::V4(Ipv4Addr::new(
+                rdata[0], rdata[1], rdata[2], rdata[3],
+            ))),
+            (rtype::AAAA, 16) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(rdata);
+                AnswerData::Addr(IpAddr::V6(Ipv6Addr::from(a)))
+            }
+            (rtype::CNAME, _) => {
+                let mut at = Cursor::new(buf);
+                at.skip(rdata_at)?;
+                AnswerData::Cname(self.read_name(buf, &mut at)?)
+            }
+            _ => AnswerData::Other,
+        };
+        self.answers.push(Answer {
+            name,
+            rtype,
+            ttl,
+            data,
+        });
+        Some(())
+    }
+
+    /// Decodes the name at the cursor into the text arena and moves the
+    /// cursor past it. `None` if it runs past the end of the message.
+    fn read_name(&mut self, buf: &[u8], cur: &mut Cursor<'_>) -> Option<Range<usize>> {
+        let start = self.text.len();
+        let mut pos = cur.pos();
+        // Where the cursor resumes: after the first pointer, or after the root label.
+        let mut resume: Option<usize> = None;
+        let mut wire_len = 0usize;
+        let mut jumps = 0;
+        // Pointers must go strictly backwards from the lowest position seen.
+        let mut floor = pos;
+        loop {
+            let len = u8_at(buf, pos)?;
+            match len >> 6 {
+                0 if len == 0 => {
+                    pos += 1;
+                    break;
+                }
+                0 => {
+                    let label = buf.get(pos + 1..pos + 1 + usize::from(len))?;
+                    wire_len += usize::from(len) + 1;
+                    if wire_len > MAX_NAME_WIRE {
+                        self.anomalies.set(Anomalies::NAME_TOO_LONG);
+                        // Skip to the end of this name without decoding more.
+                        pos += 1 + usize::from(len);
+                        if resume.is_none() {
+                            while let Some(l) = u8_at(buf, pos) {
+                                if l == 0 {
+                                    pos += 1;
+                                    break;
+                                } else if l >> 6 == 3 {
+                                    pos += 2;
+                                    break;
+                                }
+                                pos += 1 + usize::from(l);
+                            }
+                        }
+                        break;
+                    }
+                    if self.text.len() > start {
+                        self.text.push('.');
+                    }
+                    push_label(&mut self.text, label);
+                    pos += 1 + usize::from(len);
+                }
+                3 => {
+                    let target = usize::from(be16(buf, pos)? & 0x3fff);
+                    if resume.is_none() {
+                        resume = Some(pos + 2);
+                    }
+                    jumps += 1;
+                    if target >= floor || jumps > MAX_JUMPS {
+                        self.anomalies.set(Anomalies::BAD_POINTER);
+                        break;
+                    }
+                    floor = target;
+                    pos = target;
+                }
+                _ => {
+                    self.anomalies.set(Anomalies::BAD_LABEL);
+                    // The rest of the message cannot be located reliably.
+                    return None;
+                }
+            }
+        }
+        let end = resume.unwrap_or(pos);
+        cur.skip(end.checked_sub(cur.pos())?)?;
+        Some(start..self.text.len())
+    }
+}
+
+/// Appends a label, escaping bytes that are not printable ASCII (and the
+/// dot and backslash) as `\DDD`, the RFC 1035 master-file form, so a hostile
+/// name can never carry control characters into a log or terminal.
+fn push_label(out: &mut String, label: &[u8]) {
+    for &b in label {
+        if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push('\\');
+            out.push(char::from(b'0' + b / 100));
+            out.push(char::from(b'0' + (b / 10) % 10));
+            out.push(char::from(b'0' + b % 10));
+        }
+    }
+}
+
+/// Whether a UDP payload on a DNS port looks like a DNS message (header
+/// plausible), used before a full parse.
+pub fn plausible(buf: &[u8]) -> bool {
+    let (Some(flags), Some(qd)) = (be16(buf, 2), be16(buf, 4)) else {
+        return false;
+    };
+    buf.len() >= HEADER_LEN && (flags >> 11) & 0x0f == 0 && qd <= 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response for www.example.com: CNAME to example.com (compressed), then
+    /// an A record. Offsets: question name at 12.
+    fn response() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        // CNAME: owner -> pointer 12, target -> pointer to "example.com" at 16.
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 16]);
+        // A: owner -> pointer 16.
+        m.extend_from_slice(&[0xc0, 16, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 93, 184, 216, 34]);
+        m
+    }
+
+    #[test]
+    fn parses_questions_cnames_and_addresses() {
+        let mut d = DnsMessage::default();
+        assert!(d.parse(&response()));
+        assert!(d.response);
+        assert_eq!(d.qname(), Some("www.example.com"));
+        assert_eq!(d.answers.len(), 2);
+        match &d.answers[0].data {
+            AnswerData::Cname(t) => assert_eq!(d.text(t), "example.com"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.text(&d.answers[1].name), "example.com");
+        assert_eq!(d.answers[1].ttl, 300);
+        assert!(matches!(d.answers[1].data, AnswerData::Addr(IpAddr::V4(a)) if a == Ipv4Addr::new(93, 184, 216, 34)));
+        assert!(!d.anomalies.any());
+    }
+
+    #[test]
+    fn pointer_loops_and_forward_pointers_are_flagged_not_followed() {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
+        // Answer owner name points at itself (offset 19).
+        m.extend_from_slice(&[0xc0, 19, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        let mut d = DnsMessage::default();
+        assert!(d.parse(&m));
+        assert!(d.anomalies.0 & Anomalies::BAD_POINTER != 0);
+        assert_eq!(d.qname(), Some("a"));
+    }
+
+    #[test]
+    fn long_names_stop_at_255_bytes() {
+        let mut m = vec![0, 1, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for _ in 0..300 {
+            m.extend_from_slice(b"\x01x");
+        }
+        m.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        let mut d = DnsMessage::default();
+        assert!(d.parse(&m));
+        assert!(d.anomalies.0 & Anomalies::NAME_TOO_LONG != 0);
+        assert!(d.qname().unwrap().len() <= 255);
+        assert_eq!(d.questions[0].qtype, 1, "the cursor resumed after the name");
+    }
+
+    #[test]
+    fn hostile_bytes_are_escaped_and_unknown_types_kept() {
+        let mut m = vec![0, 1, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x04a\x1b.\\\x03com\x00\x00\x41\x00\x01");
+        let mut d = DnsMessage::default();
+        assert!(d.parse(&m));
+        assert_eq!(d.qname(), Some("a\\027\\046\\092.com"));
+        assert_eq!(d.questions[0].qtype, 65, "HTTPS queries are ordinary queries");
+    }
+
+    #[test]
+    fn every_truncation_of_a_message_is_safe() {
+        let full = response();
+        let mut d = DnsMessage::default();
+        for n in 0..full.len() {
+            d.parse(&full[..n]);
+        }
+    }
+}

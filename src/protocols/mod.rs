@@ -1,0 +1,41 @@
+//! Protocols: pure parsers from bytes to records — DNS messages, TLS
+//! ClientHellos, HTTP/1.x heads. No state and no I/O here: the flow stage
+//! decides which bytes to hand over (a UDP payload, a reassembled TCP stream
+//! prefix), and the analysis stage decides what the records mean.
+//!
+//! Every parser takes untrusted bytes, never panics, caps every length it
+//! reads (the caps are constants next to the code that uses them), and
+//! allocates nothing per message beyond reusable scratch space.
+
+pub mod dns;
+pub mod http;
+pub mod tls;
+
+/// Writes `raw` (a name from the wire) into `out` as printable text: ASCII
+/// graphic characters are kept, anything else becomes `\DDD`. Names reach
+/// terminals, logs and SIEMs, so control bytes must never pass through.
+pub fn escape_name(raw: &[u8], out: &mut String) {
+    out.clear();
+    for &b in raw {
+        if b.is_ascii_graphic() && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push('\\');
+            out.push(char::from(b'0' + b / 100));
+            out.push(char::from(b'0' + (b / 10) % 10));
+            out.push(char::from(b'0' + b % 10));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_keeps_names_and_neutralises_control_bytes() {
+        let mut s = String::new();
+        super::escape_name(b"ds.kaspersky.com", &mut s);
+        assert_eq!(s, "ds.kaspersky.com");
+        super::escape_name(b"a\x1b[31m b\\", &mut s);
+        assert_eq!(s, "a\\027[31m\\032b\\092");
+    }
+}

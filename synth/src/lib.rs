@@ -1,0 +1,25 @@
+//! Byte-exact packet and capture-file crafting for phonehome.
+//!
+//! This crate only ever *writes files*; it never opens a socket or sends a
+//! packet. It exists so that tests, the demo capture (`gen-demo`) and the
+//! benchmark generator can produce captures that real dissectors (tshark)
+//! accept without complaint: every IPv4 header checksum, TCP/UDP checksum
+//! (over the IPv4 or IPv6 pseudo-header) and length field is correct.
+//!
+//! Layers, bottom up:
+//! - [`pcapfile`]: classic pcap and pcapng writers;
+//! - [`packet`]: link-layer frames, IPv4/IPv6 (fragments, extension headers), TCP/UDP;
+//! - [`dns`], [`tls`], [`http`]: application payloads;
+//! - [`session`]: whole conversations (TCP handshakes, segmentation, DNS lookups);
+//! - [`demo`]: the deterministic demo scenario written by the `gen-demo` binary.
+
+#![warn(missing_docs)]
+
+pub mod demo;
+pub mod dns;
+pub mod http;
+pub mod packet;
+pub mod pcapfile;
+pub mod rng;
+pub mod session;
+pub mod tls;
