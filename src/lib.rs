@@ -25,9 +25,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod bytes;
 pub mod capture;
+pub mod cli;
 pub mod decode;
 pub mod feeds;
 pub mod flow;
+pub mod hosts;
+pub mod output;
 pub mod protocols;

@@ -1,1 +1,200 @@
-fn main() {}
+//! The `phonehome` binary: parses flags, runs a subcommand, and turns errors
+//! into messages and exit codes (documented in README, "Exit codes"):
+//! 0 success; 1 nothing could be analysed (bad feeds, no readable input,
+//! unwritable output); 2 bad command line; 3 the report was written but some
+//! input files were damaged or unreadable (listed in the report).
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use phonehome::analyze::{self, Limits, Options};
+use phonehome::cli::{AnalyzeArgs, Cli, Command, FeedsCommand, Format};
+use phonehome::decode::defrag::DefragLimits;
+use phonehome::feeds::{self, Intel};
+use phonehome::flow::FlowLimits;
+use phonehome::hosts::pdns::PdnsLimits;
+use phonehome::hosts::{EventSink, HostLimits, NoEvents};
+use phonehome::output::{EventLog, table};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status when the report is complete but some inputs were damaged.
+const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // A closed pipe (`phonehome ... | head`) is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("phonehome: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Analyze(args) => analyze_cmd(args),
+        Command::Feeds(FeedsCommand::Check { dir }) => feeds_check(&dir),
+        Command::Feeds(FeedsCommand::List { feeds, rules }) => feeds_list(feeds.as_deref(), rules),
+    }
+}
+
+fn limits(a: &phonehome::cli::LimitArgs) -> Limits {
+    Limits {
+        flows: FlowLimits {
+            max_flows: a.max_flows.max(1),
+            tcp_idle_secs: a.tcp_timeout.max(1),
+            udp_idle_secs: a.udp_timeout.max(1),
+            ..FlowLimits::default()
+        },
+        defrag: DefragLimits {
+            max_datagrams: a.max_fragmented,
+            ..DefragLimits::default()
+        },
+        pdns: PdnsLimits {
+            max_entries: a.pdns_entries,
+            grace_secs: a.pdns_grace.max(0),
+        },
+        hosts: HostLimits {
+            max_hosts: a.max_hosts,
+        },
+        stream_memory: a.stream_memory_mib.saturating_mul(1024 * 1024),
+    }
+}
+
+/// Opens an output file, or standard output for `-`.
+fn create(path: &Path) -> Result<Box<dyn Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::stdout().lock()));
+    }
+    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Box::new(f))
+}
+
+fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
+    let feeds = feeds::load(args.feeds.as_deref()).context("cannot load the feeds")?;
+    let intel = Arc::new(Intel::new(feeds));
+    let opts = Options {
+        inputs: args.inputs.clone(),
+        internal: args.internal.clone(),
+        limits: limits(&args.limits),
+        progress: !args.quiet,
+    };
+    let mut log = match &args.events {
+        Some(p) => Some(EventLog::new(BufWriter::with_capacity(1 << 20, create(p)?))),
+        None => None,
+    };
+    let mut none = NoEvents;
+    let sink: &mut dyn EventSink = match log.as_mut() {
+        Some(l) => l,
+        None => &mut none,
+    };
+    let report = analyze::run(intel, &opts, sink)?;
+    if let Some(log) = log {
+        log.finish().with_context(|| {
+            format!(
+                "cannot write events to {}",
+                args.events.as_deref().unwrap_or(Path::new("-")).display()
+            )
+        })?;
+    }
+    let text = match args.format {
+        Format::Table => table::render(&report),
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    match &args.output {
+        Some(p) => {
+            let mut out = create(p)?;
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    for e in &report.summary.input_errors {
+        eprintln!(
+            "phonehome: {}: {} ({} frames read before it are included)",
+            e.file, e.error, e.frames_read
+        );
+    }
+    if report.summary.packets == 0 && !report.summary.input_errors.is_empty() {
+        bail!("no input could be read");
+    }
+    Ok(if report.summary.input_errors.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+fn feeds_check(dir: &Path) -> Result<u8> {
+    match feeds::check_dir(dir) {
+        Ok(f) => {
+            println!(
+                "{}: {} vendor(s), {} rule(s), no problems",
+                dir.display(),
+                f.vendors.len(),
+                f.rules.len()
+            );
+            Ok(0)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!(
+                "phonehome: {} problem(s) in {}",
+                errors.0.len(),
+                dir.display()
+            );
+            Ok(1)
+        }
+    }
+}
+
+fn feeds_list(extra: Option<&Path>, rules: bool) -> Result<u8> {
+    let f = feeds::load(extra).context("cannot load the feeds")?;
+    let mut out = io::stdout().lock();
+    for (i, v) in f.vendors.iter().enumerate() {
+        let mine: Vec<_> = f
+            .rules
+            .iter()
+            .filter(|r| usize::from(r.vendor) == i)
+            .collect();
+        writeln!(
+            out,
+            "{:<20} {:<28} {:>4} rules  {}",
+            v.id,
+            v.name,
+            mine.len(),
+            v.origin
+        )?;
+        if rules {
+            for r in mine {
+                writeln!(
+                    out,
+                    "    {:<18} {:<45} {:<10} {:<9} {}",
+                    r.kind.key(),
+                    r.value,
+                    r.purpose.as_str(),
+                    format!("{:?}", r.confidence).to_lowercase(),
+                    r.origin
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}

@@ -87,7 +87,11 @@ impl CaptureFile {
                 let (w, gz) = Self::stream_window(Box::new(counted))?;
                 (w, gz, Some(count))
             } else {
-                (Window::mapped(map_file(&file).map_err(CaptureError::Open)?), false, None)
+                (
+                    Window::mapped(map_file(&file).map_err(CaptureError::Open)?),
+                    false,
+                    None,
+                )
             }
         };
         Self::from_window(path.to_path_buf(), window, compressed, disk_read)
@@ -104,7 +108,10 @@ impl CaptureFile {
         let mut buffered = BufReader::with_capacity(64 * 1024, reader);
         let head = buffered.fill_buf().map_err(CaptureError::Open)?;
         if head.starts_with(&GZIP_MAGIC) {
-            Ok((Window::stream(Box::new(MultiGzDecoder::new(buffered))), true))
+            Ok((
+                Window::stream(Box::new(MultiGzDecoder::new(buffered))),
+                true,
+            ))
         } else {
             Ok((Window::stream(Box::new(buffered)), false))
         }

@@ -168,7 +168,9 @@ impl PcapNgState {
                         return Err(CaptureError::corrupt(
                             "pcapng section header",
                             offset,
-                            format!("byte-order magic {m:#010x} is neither 0x1a2b3c4d nor its swap"),
+                            format!(
+                                "byte-order magic {m:#010x} is neither 0x1a2b3c4d nor its swap"
+                            ),
                         ));
                     }
                 };
@@ -186,11 +188,13 @@ impl PcapNgState {
             } else {
                 MAX_BLOCK_LEN
             };
-            if total < 12 || total % 4 != 0 || total > limit {
+            if total < 12 || !total.is_multiple_of(4) || total > limit {
                 return Err(CaptureError::corrupt(
                     "pcapng block",
                     offset,
-                    format!("block type {block_type:#x} claims length {total} (must be a multiple of 4 between 12 and {limit})"),
+                    format!(
+                        "block type {block_type:#x} claims length {total} (must be a multiple of 4 between 12 and {limit})"
+                    ),
                 ));
             }
             let have = fill(w, total)?;
@@ -349,7 +353,11 @@ impl PcapNgState {
         }))
     }
 
-    fn enhanced_packet(&mut self, body: &[u8], offset: u64) -> Result<Option<Located>, CaptureError> {
+    fn enhanced_packet(
+        &mut self,
+        body: &[u8],
+        offset: u64,
+    ) -> Result<Option<Located>, CaptureError> {
         let be = self.big_endian;
         if body.len() < 20 {
             return Err(CaptureError::corrupt(
@@ -362,7 +370,11 @@ impl PcapNgState {
         self.timed_packet(body, offset, rd32(body, 0, be), ts, 20)
     }
 
-    fn obsolete_packet(&mut self, body: &[u8], offset: u64) -> Result<Option<Located>, CaptureError> {
+    fn obsolete_packet(
+        &mut self,
+        body: &[u8],
+        offset: u64,
+    ) -> Result<Option<Located>, CaptureError> {
         let be = self.big_endian;
         if body.len() < 20 {
             return Err(CaptureError::corrupt(

@@ -64,8 +64,11 @@ impl Timeline {
                 Err(error) => tl.fail(path, error, 0),
             }
         }
-        tl.pending
-            .sort_by(|a, b| b.first_ts.cmp(&a.first_ts).then_with(|| b.path.cmp(&a.path)));
+        tl.pending.sort_by(|a, b| {
+            b.first_ts
+                .cmp(&a.first_ts)
+                .then_with(|| b.path.cmp(&a.path))
+        });
         tl
     }
 

@@ -293,7 +293,9 @@ mod tests {
         let mut d2 = Defragmenter::new(DefragLimits::default());
         assert!(d2.push(t, &frag(8, true, b"XXXXXXXX")).is_none());
         assert!(d2.push(t, &frag(16, false, b"CCCC")).is_none());
-        let r = d2.push(t, &frag(0, true, b"AAAAAAAABBBBBBBB")).expect("complete");
+        let r = d2
+            .push(t, &frag(0, true, b"AAAAAAAABBBBBBBB"))
+            .expect("complete");
         assert_eq!(r.payload, b"AAAAAAAAXXXXXXXXCCCC");
     }
 
@@ -321,11 +323,18 @@ mod tests {
     #[test]
     fn rejects_datagrams_beyond_64k_and_inconsistent_ends() {
         let mut d = Defragmenter::new(DefragLimits::default());
-        assert!(d.push(Timestamp(0), &frag(65_528, false, &[0u8; 16])).is_none());
+        assert!(
+            d.push(Timestamp(0), &frag(65_528, false, &[0u8; 16]))
+                .is_none()
+        );
         assert_eq!(d.stats().rejected, 1);
         assert!(d.push(Timestamp(0), &frag(0, false, &[0u8; 8])).is_some());
         assert!(d.push(Timestamp(0), &frag(8, false, &[0u8; 8])).is_none());
         assert!(d.push(Timestamp(0), &frag(24, false, &[0u8; 8])).is_none());
-        assert_eq!(d.stats().rejected, 2, "a second, different end is inconsistent");
+        assert_eq!(
+            d.stats().rejected,
+            2,
+            "a second, different end is inconsistent"
+        );
     }
 }

@@ -24,7 +24,11 @@ pub(crate) fn by_version<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> 
     match u8_at(p, 0).map(|b| b >> 4) {
         Some(4) => ipv4(ctx, p, off),
         Some(6) => ipv6(ctx, p, off),
-        Some(_) => Decoded::Malformed(DecodeError::new(Layer::Ipv4, DecodeErrorKind::BadVersion, off)),
+        Some(_) => Decoded::Malformed(DecodeError::new(
+            Layer::Ipv4,
+            DecodeErrorKind::BadVersion,
+            off,
+        )),
         None => Decoded::Malformed(DecodeError::short(Layer::Ipv4, off, 20, 0)),
     }
 }
@@ -48,7 +52,11 @@ fn ipv4<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
     let ihl = usize::from(p[0] & 0x0f) * 4;
     let total = usize::from(be16(p, 2).unwrap_or(0));
     if ihl < 20 || (total != 0 && total < ihl) {
-        return Decoded::Malformed(DecodeError::new(Layer::Ipv4, DecodeErrorKind::BadLength, off));
+        return Decoded::Malformed(DecodeError::new(
+            Layer::Ipv4,
+            DecodeErrorKind::BadLength,
+            off,
+        ));
     }
     if p.len() < ihl {
         return Decoded::Malformed(DecodeError::short(Layer::Ipv4, off, ihl, p.len()));
@@ -73,8 +81,20 @@ fn ipv4<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
             payload,
         });
     }
-    let wire_payload = if total == 0 { payload.len() } else { total - ihl };
-    decode_l4(ctx, src, dst, proto, payload, truncated, wire_payload.saturating_sub(payload.len()))
+    let wire_payload = if total == 0 {
+        payload.len()
+    } else {
+        total - ihl
+    };
+    decode_l4(
+        ctx,
+        src,
+        dst,
+        proto,
+        payload,
+        truncated,
+        wire_payload.saturating_sub(payload.len()),
+    )
 }
 
 fn ipv6<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
@@ -88,7 +108,11 @@ fn ipv6<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
     d.copy_from_slice(&p[24..40]);
     let (src, dst) = (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)));
     let (body, truncated) = claimed(&p[40..], plen);
-    let missing = if plen == 0 { 0 } else { plen.saturating_sub(body.len()) };
+    let missing = if plen == 0 {
+        0
+    } else {
+        plen.saturating_sub(body.len())
+    };
     let mut next = p[6];
     let mut at = 0usize;
     for _ in 0..MAX_EXT_HEADERS {
@@ -96,7 +120,12 @@ fn ipv6<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
             0 | 43 | 60 | 135 | 139 | 140 => {
                 let (Some(nh), Some(len)) = (u8_at(body, at), u8_at(body, at + 1)) else {
-                    return Decoded::Malformed(DecodeError::short(Layer::Ipv6, off + 40 + at, 2, body.len().saturating_sub(at)));
+                    return Decoded::Malformed(DecodeError::short(
+                        Layer::Ipv6,
+                        off + 40 + at,
+                        2,
+                        body.len().saturating_sub(at),
+                    ));
                 };
                 next = nh;
                 at += (usize::from(len) + 1) * 8;
@@ -104,14 +133,26 @@ fn ipv6<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
             // Authentication header: length in 4-byte units, minus 2.
             51 => {
                 let (Some(nh), Some(len)) = (u8_at(body, at), u8_at(body, at + 1)) else {
-                    return Decoded::Malformed(DecodeError::short(Layer::Ipv6, off + 40 + at, 2, body.len().saturating_sub(at)));
+                    return Decoded::Malformed(DecodeError::short(
+                        Layer::Ipv6,
+                        off + 40 + at,
+                        2,
+                        body.len().saturating_sub(at),
+                    ));
                 };
                 next = nh;
                 at += (usize::from(len) + 2) * 4;
             }
             44 => {
-                let (Some(nh), Some(fo), Some(id)) = (u8_at(body, at), be16(body, at + 2), be32(body, at + 4)) else {
-                    return Decoded::Malformed(DecodeError::short(Layer::Ipv6, off + 40 + at, 8, body.len().saturating_sub(at)));
+                let (Some(nh), Some(fo), Some(id)) =
+                    (u8_at(body, at), be16(body, at + 2), be32(body, at + 4))
+                else {
+                    return Decoded::Malformed(DecodeError::short(
+                        Layer::Ipv6,
+                        off + 40 + at,
+                        8,
+                        body.len().saturating_sub(at),
+                    ));
                 };
                 let payload = body.get(at + 8..).unwrap_or(&[]);
                 let offset = u32::from(fo & 0xfff8);
@@ -135,13 +176,22 @@ fn ipv6<'a>(ctx: &Ctx, p: &'a [u8], off: usize) -> Decoded<'a> {
             }
             _ => {
                 let Some(payload) = body.get(at..) else {
-                    return Decoded::Malformed(DecodeError::short(Layer::Ipv6, off + 40, at, body.len()));
+                    return Decoded::Malformed(DecodeError::short(
+                        Layer::Ipv6,
+                        off + 40,
+                        at,
+                        body.len(),
+                    ));
                 };
                 return decode_l4(ctx, src, dst, next, payload, truncated, missing);
             }
         }
     }
-    Decoded::Malformed(DecodeError::new(Layer::Ipv6, DecodeErrorKind::TooDeep, off + 40))
+    Decoded::Malformed(DecodeError::new(
+        Layer::Ipv6,
+        DecodeErrorKind::TooDeep,
+        off + 40,
+    ))
 }
 
 /// Decodes the transport layer (or a tunnel) of an IP payload. `missing` is
@@ -171,7 +221,11 @@ pub(crate) fn decode_l4<'a>(
             };
             let hl = usize::from(flags_word >> 12) * 4;
             if hl < 20 {
-                return Decoded::Malformed(DecodeError::new(Layer::Tcp, DecodeErrorKind::BadLength, 0));
+                return Decoded::Malformed(DecodeError::new(
+                    Layer::Tcp,
+                    DecodeErrorKind::BadLength,
+                    0,
+                ));
             }
             let Some(data) = payload.get(hl..) else {
                 return Decoded::Malformed(DecodeError::short(Layer::Tcp, 0, hl, payload.len()));
@@ -194,14 +248,22 @@ pub(crate) fn decode_l4<'a>(
             };
             let len = usize::from(len);
             if len != 0 && len < 8 {
-                return Decoded::Malformed(DecodeError::new(Layer::Udp, DecodeErrorKind::BadLength, 0));
+                return Decoded::Malformed(DecodeError::new(
+                    Layer::Udp,
+                    DecodeErrorKind::BadLength,
+                    0,
+                ));
             }
             let (body, cut) = claimed(payload, len);
             let data = &body[8..];
             if let Some(inner) = tunnel::udp(ctx, sport, dport, data) {
                 return inner;
             }
-            let udp = UdpDatagram { sport, dport, payload: data };
+            let udp = UdpDatagram {
+                sport,
+                dport,
+                payload: data,
+            };
             Decoded::Packet(Packet {
                 link: ctx.link,
                 src,

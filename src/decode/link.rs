@@ -69,7 +69,12 @@ pub(super) fn ethernet(mut ctx: Ctx, f: &[u8], off: usize) -> Decoded<'_> {
 }
 
 /// Dispatches on an ethertype, skipping VLAN tags, MPLS labels and PPPoE.
-pub(super) fn by_ethertype(mut ctx: Ctx, mut etype: u16, mut p: &[u8], mut off: usize) -> Decoded<'_> {
+pub(super) fn by_ethertype(
+    mut ctx: Ctx,
+    mut etype: u16,
+    mut p: &[u8],
+    mut off: usize,
+) -> Decoded<'_> {
     let mut tags = 0;
     loop {
         match etype {
@@ -147,10 +152,19 @@ fn loopback(ctx: Ctx, lt: u32, f: &[u8]) -> Decoded<'_> {
     };
     let be = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
     let le = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-    let family = if lt == linktype::LOOP || be < 256 { be } else { le };
+    let family = if lt == linktype::LOOP || be < 256 {
+        be
+    } else {
+        le
+    };
     match family {
         2 | 24 | 28 | 30 => ip::by_version(&ctx, &f[4..], 4),
-        _ => Decoded::NotIp,
+        // Some writers put other values here (Wireshark shows such files
+        // as IP too): trust the version nibble when it says IP.
+        _ => match u8_at(f, 4).map(|b| b >> 4) {
+            Some(4) | Some(6) => ip::by_version(&ctx, &f[4..], 4),
+            _ => Decoded::NotIp,
+        },
     }
 }
 
@@ -164,7 +178,11 @@ fn nflog(ctx: Ctx, f: &[u8]) -> Decoded<'_> {
     while let (Some(len), Some(kind)) = (le16(f, at), le16(f, at + 2)) {
         let len = usize::from(len);
         if len < 4 {
-            return Decoded::Malformed(DecodeError::new(Layer::Link, DecodeErrorKind::BadLength, at));
+            return Decoded::Malformed(DecodeError::new(
+                Layer::Link,
+                DecodeErrorKind::BadLength,
+                at,
+            ));
         }
         if kind == NFULA_PAYLOAD {
             let end = (at + len).min(f.len());

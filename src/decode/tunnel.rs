@@ -30,7 +30,11 @@ pub(super) fn ip<'a>(ctx: &Ctx, proto: u8, p: &'a [u8]) -> Option<Decoded<'a>> {
     match proto {
         4 | 41 => {
             let Some(inner) = deeper(ctx) else {
-                return Some(Decoded::Malformed(DecodeError::new(Layer::Ipv4, DecodeErrorKind::TooDeep, 0)));
+                return Some(Decoded::Malformed(DecodeError::new(
+                    Layer::Ipv4,
+                    DecodeErrorKind::TooDeep,
+                    0,
+                )));
             };
             Some(by_version(&inner, p, 0))
         }
@@ -58,7 +62,12 @@ fn gre<'a>(ctx: &Ctx, p: &'a [u8]) -> Option<Decoded<'a>> {
         len += 4; // enhanced GRE (PPTP) acknowledgment
     }
     let Some(body) = p.get(len..) else {
-        return Some(Decoded::Malformed(DecodeError::short(Layer::Gre, 0, len, p.len())));
+        return Some(Decoded::Malformed(DecodeError::short(
+            Layer::Gre,
+            0,
+            len,
+            p.len(),
+        )));
     };
     let inner = deeper(ctx)?;
     match (version, proto) {

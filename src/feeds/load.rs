@@ -26,7 +26,11 @@ pub struct FeedError {
 
 impl fmt::Display for FeedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -110,7 +114,10 @@ fn build(files: Vec<(String, String)>, replace: bool) -> Result<Feeds, FeedError
                             file: name.clone(),
                             line: 1,
                             column: 1,
-                            message: format!("vendor id {:?} is also defined in {}", vendor.id, parsed[i].0.origin),
+                            message: format!(
+                                "vendor id {:?} is also defined in {}",
+                                vendor.id, parsed[i].0.origin
+                            ),
                         });
                         continue;
                     }
@@ -133,7 +140,11 @@ fn build(files: Vec<(String, String)>, replace: bool) -> Result<Feeds, FeedError
                     file,
                     line,
                     column: 1,
-                    message: format!("{} {:?} is already claimed at {first}", rule.kind.key(), rule.value),
+                    message: format!(
+                        "{} {:?} is already claimed at {first}",
+                        rule.kind.key(),
+                        rule.value
+                    ),
                 });
                 continue;
             }
@@ -142,7 +153,11 @@ fn build(files: Vec<(String, String)>, replace: bool) -> Result<Feeds, FeedError
         }
         feeds.vendors.push(vendor);
     }
-    if errors.is_empty() { Ok(feeds) } else { Err(FeedErrors(errors)) }
+    if errors.is_empty() {
+        Ok(feeds)
+    } else {
+        Err(FeedErrors(errors))
+    }
 }
 
 fn split_origin(origin: &str) -> (String, usize) {
@@ -162,7 +177,12 @@ impl Locator<'_> {
     fn at(&self, offset: usize, message: impl Into<String>) -> FeedError {
         let before = self.text.get(..offset.min(self.text.len())).unwrap_or("");
         let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         FeedError {
             file: self.file.to_string(),
             line,
@@ -172,7 +192,12 @@ impl Locator<'_> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        self.text.get(..offset.min(self.text.len())).unwrap_or("").matches('\n').count() + 1
+        self.text
+            .get(..offset.min(self.text.len()))
+            .unwrap_or("")
+            .matches('\n')
+            .count()
+            + 1
     }
 }
 
@@ -200,9 +225,15 @@ fn parse_file(name: &str, text: &str) -> Result<(Vendor, Vec<Rule>), Vec<FeedErr
             },
             "rule" => match value.get_ref().as_array() {
                 Some(a) => rule_tables.extend(a.iter()),
-                None => errors.push(loc.at(value.span().start, "rule must be an array of tables: write [[rule]]")),
+                None => errors.push(loc.at(
+                    value.span().start,
+                    "rule must be an array of tables: write [[rule]]",
+                )),
             },
-            other => errors.push(loc.at(key.span().start, format!("unknown top-level key {other:?} (expected [vendor] and [[rule]])"))),
+            other => errors.push(loc.at(
+                key.span().start,
+                format!("unknown top-level key {other:?} (expected [vendor] and [[rule]])"),
+            )),
         }
     }
     if vendor.is_none() && errors.is_empty() {
@@ -223,15 +254,29 @@ fn parse_file(name: &str, text: &str) -> Result<(Vendor, Vec<Rule>), Vec<FeedErr
     }
 }
 
-fn string_of<'a>(loc: &Locator<'_>, v: &'a Spanned<DeValue<'_>>, what: &str, errors: &mut Vec<FeedError>) -> Option<&'a str> {
+fn string_of<'a>(
+    loc: &Locator<'_>,
+    v: &'a Spanned<DeValue<'_>>,
+    what: &str,
+    errors: &mut Vec<FeedError>,
+) -> Option<&'a str> {
     let s = v.get_ref().as_str();
     if s.is_none() {
-        errors.push(loc.at(v.span().start, format!("{what} must be a string, not {}", v.get_ref().type_str())));
+        errors.push(loc.at(
+            v.span().start,
+            format!("{what} must be a string, not {}", v.get_ref().type_str()),
+        ));
     }
     s
 }
 
-fn parse_vendor(loc: &Locator<'_>, file: &str, t: &DeTable<'_>, at: usize, errors: &mut Vec<FeedError>) -> Option<Vendor> {
+fn parse_vendor(
+    loc: &Locator<'_>,
+    file: &str,
+    t: &DeTable<'_>,
+    at: usize,
+    errors: &mut Vec<FeedError>,
+) -> Option<Vendor> {
     let mut id = None;
     let mut vname = None;
     let mut hq = None;
@@ -239,21 +284,41 @@ fn parse_vendor(loc: &Locator<'_>, file: &str, t: &DeTable<'_>, at: usize, error
     for (k, v) in t.iter() {
         let key = k.get_ref().as_ref();
         match key {
-            "id" => id = string_of(loc, v, "vendor.id", errors).map(|s| (s.to_string(), v.span().start)),
+            "id" => {
+                id = string_of(loc, v, "vendor.id", errors).map(|s| (s.to_string(), v.span().start))
+            }
             "name" => vname = string_of(loc, v, "vendor.name", errors).map(str::to_string),
-            "headquarters" => hq = string_of(loc, v, "vendor.headquarters", errors).map(str::to_string),
+            "headquarters" => {
+                hq = string_of(loc, v, "vendor.headquarters", errors).map(str::to_string)
+            }
             "notes" => notes = string_of(loc, v, "vendor.notes", errors).map(str::to_string),
-            other => errors.push(loc.at(k.span().start, format!("unknown key vendor.{other} (expected id, name, headquarters, notes)"))),
+            other => errors.push(loc.at(
+                k.span().start,
+                format!("unknown key vendor.{other} (expected id, name, headquarters, notes)"),
+            )),
         }
     }
     let Some((id, id_at)) = id else {
         errors.push(loc.at(at, "vendor.id is missing"));
         return None;
     };
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        errors.push(loc.at(id_at, format!("vendor.id {id:?} must be lowercase letters, digits and '-'")));
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        errors.push(loc.at(
+            id_at,
+            format!("vendor.id {id:?} must be lowercase letters, digits and '-'"),
+        ));
     } else if id != file_stem(file) {
-        errors.push(loc.at(id_at, format!("vendor.id {id:?} differs from the file name {:?}", file_stem(file))));
+        errors.push(loc.at(
+            id_at,
+            format!(
+                "vendor.id {id:?} differs from the file name {:?}",
+                file_stem(file)
+            ),
+        ));
     }
     let Some(name) = vname else {
         errors.push(loc.at(at, "vendor.name is missing"));
@@ -268,7 +333,13 @@ fn parse_vendor(loc: &Locator<'_>, file: &str, t: &DeTable<'_>, at: usize, error
     })
 }
 
-fn parse_rule(loc: &Locator<'_>, t: &DeTable<'_>, at: usize, rules: &mut Vec<Rule>, errors: &mut Vec<FeedError>) {
+fn parse_rule(
+    loc: &Locator<'_>,
+    t: &DeTable<'_>,
+    at: usize,
+    rules: &mut Vec<Rule>,
+    errors: &mut Vec<FeedError>,
+) {
     let before = errors.len();
     let mut kinds: Vec<(RuleKind, &Spanned<DeValue<'_>>)> = Vec::new();
     let mut purpose = None;
@@ -297,7 +368,10 @@ fn parse_rule(loc: &Locator<'_>, t: &DeTable<'_>, at: usize, rules: &mut Vec<Rul
                         "vendor" => Some(Confidence::Vendor),
                         "community" => Some(Confidence::Community),
                         _ => {
-                            errors.push(loc.at(v.span().start, format!("confidence {s:?} is not \"vendor\" or \"community\"")));
+                            errors.push(loc.at(
+                                v.span().start,
+                                format!("confidence {s:?} is not \"vendor\" or \"community\""),
+                            ));
                             None
                         }
                     };
@@ -308,7 +382,10 @@ fn parse_rule(loc: &Locator<'_>, t: &DeTable<'_>, at: usize, rules: &mut Vec<Rul
                     if s.starts_with("https://") || s.starts_with("http://") {
                         source = Some(s.to_string());
                     } else {
-                        errors.push(loc.at(v.span().start, format!("source {s:?} must be an http(s) URL")));
+                        errors.push(loc.at(
+                            v.span().start,
+                            format!("source {s:?} must be an http(s) URL"),
+                        ));
                     }
                 }
             }
@@ -326,7 +403,11 @@ fn parse_rule(loc: &Locator<'_>, t: &DeTable<'_>, at: usize, rules: &mut Vec<Rul
         0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path or http_content_type)")),
         _ => errors.push(loc.at(kinds[1].1.span().start, "a rule takes exactly one match key; split it into two rules")),
     }
-    for (name, present) in [("purpose", purpose.is_some()), ("confidence", confidence.is_some()), ("source", source.is_some())] {
+    for (name, present) in [
+        ("purpose", purpose.is_some()),
+        ("confidence", confidence.is_some()),
+        ("source", source.is_some()),
+    ] {
         if !present && errors.len() == before {
             errors.push(loc.at(at, format!("the rule has no {name}")));
         }
@@ -334,7 +415,9 @@ fn parse_rule(loc: &Locator<'_>, t: &DeTable<'_>, at: usize, rules: &mut Vec<Rul
     if errors.len() != before {
         return;
     }
-    let (Some((kind, value)), Some(purpose), Some(confidence), Some(source)) = (kinds.first(), purpose, confidence, source) else {
+    let (Some((kind, value)), Some(purpose), Some(confidence), Some(source)) =
+        (kinds.first(), purpose, confidence, source)
+    else {
         return;
     };
     let items: Vec<&Spanned<DeValue<'_>>> = match value.get_ref().as_array() {
@@ -366,38 +449,62 @@ fn parse_rule(loc: &Locator<'_>, t: &DeTable<'_>, at: usize, rules: &mut Vec<Rul
 /// Checks one value of a rule and returns its canonical form.
 fn normalise(kind: RuleKind, v: &DeValue<'_>) -> Result<String, String> {
     if kind == RuleKind::Asn {
-        let i = v.as_integer().ok_or_else(|| format!("asn must be an integer, not {}", v.type_str()))?;
-        let n = u32::from_str_radix(&i.as_str().replace('_', ""), i.radix()).map_err(|_| format!("asn {} is not a 32-bit AS number", i.as_str()))?;
+        let i = v
+            .as_integer()
+            .ok_or_else(|| format!("asn must be an integer, not {}", v.type_str()))?;
+        let n = u32::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+            .map_err(|_| format!("asn {} is not a 32-bit AS number", i.as_str()))?;
         if n == 0 {
             return Err("asn 0 is reserved".into());
         }
         return Ok(n.to_string());
     }
-    let s = v.as_str().ok_or_else(|| format!("{} must be a string, not {}", kind.key(), v.type_str()))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("{} must be a string, not {}", kind.key(), v.type_str()))?;
     match kind {
         RuleKind::Suffix | RuleKind::Exact => {
             let name = s.trim_end_matches('.').to_ascii_lowercase();
-            let ok_label = |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            let ok_label = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
             if name.is_empty() || name.len() > 253 || !name.split('.').all(ok_label) {
-                return Err(format!("{s:?} is not a host name (letters, digits, '-', '_' in dot-separated labels; no wildcards)"));
+                return Err(format!(
+                    "{s:?} is not a host name (letters, digits, '-', '_' in dot-separated labels; no wildcards)"
+                ));
             }
             Ok(name)
         }
         RuleKind::Cidr => {
-            let net: IpNet = s.parse().map_err(|_| format!("{s:?} is not a CIDR prefix like 192.0.2.0/24 or 2001:db8::/32"))?;
+            let net: IpNet = s.parse().map_err(|_| {
+                format!("{s:?} is not a CIDR prefix like 192.0.2.0/24 or 2001:db8::/32")
+            })?;
             if net.trunc() != net {
-                return Err(format!("{s:?} has host bits set; the prefix is {}", net.trunc()));
+                return Err(format!(
+                    "{s:?} has host bits set; the prefix is {}",
+                    net.trunc()
+                ));
             }
             Ok(net.to_string())
         }
         RuleKind::HttpUserAgent | RuleKind::HttpPath => {
-            regex::Regex::new(s).map_err(|e| format!("{s:?} is not a valid regex: {}", e.to_string().lines().last().unwrap_or("")))?;
+            regex::Regex::new(s).map_err(|e| {
+                format!(
+                    "{s:?} is not a valid regex: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                )
+            })?;
             Ok(s.to_string())
         }
         RuleKind::HttpContentType => {
             let m = s.trim().to_ascii_lowercase();
             if m.split('/').count() != 2 || m.contains(';') || m.contains(char::is_whitespace) {
-                return Err(format!("{s:?} is not a bare media type like application/x-kaspavupdate"));
+                return Err(format!(
+                    "{s:?} is not a bare media type like application/x-kaspavupdate"
+                ));
             }
             Ok(m)
         }
@@ -427,12 +534,31 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_column() {
-        let e = errs(&format!("{HEAD}[[rule]]\nsuffix = \"a..b\"\npurpose = \"update\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"));
-        assert_eq!(e, ["t/acme.toml:5:10: \"a..b\" is not a host name (letters, digits, '-', '_' in dot-separated labels; no wildcards)"]);
-        let e = errs(&format!("{HEAD}[[rule]]\ncidr = [\"10.0.0.1/8\"]\npurpose = \"updates\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"));
-        assert_eq!(e, ["t/acme.toml:6:11: purpose \"updates\" is not one of update, telemetry, activation, management, web, other"]);
-        let e = errs(&format!("{HEAD}[[rule]]\ncidr = [\"10.0.0.1/8\"]\npurpose = \"update\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"));
-        assert_eq!(e, ["t/acme.toml:5:9: \"10.0.0.1/8\" has host bits set; the prefix is 10.0.0.0/8"]);
+        let e = errs(&format!(
+            "{HEAD}[[rule]]\nsuffix = \"a..b\"\npurpose = \"update\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        ));
+        assert_eq!(
+            e,
+            [
+                "t/acme.toml:5:10: \"a..b\" is not a host name (letters, digits, '-', '_' in dot-separated labels; no wildcards)"
+            ]
+        );
+        let e = errs(&format!(
+            "{HEAD}[[rule]]\ncidr = [\"10.0.0.1/8\"]\npurpose = \"updates\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        ));
+        assert_eq!(
+            e,
+            [
+                "t/acme.toml:6:11: purpose \"updates\" is not one of update, telemetry, activation, management, web, other"
+            ]
+        );
+        let e = errs(&format!(
+            "{HEAD}[[rule]]\ncidr = [\"10.0.0.1/8\"]\npurpose = \"update\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        ));
+        assert_eq!(
+            e,
+            ["t/acme.toml:5:9: \"10.0.0.1/8\" has host bits set; the prefix is 10.0.0.0/8"]
+        );
         let e = errs("[vendor\nid=1");
         assert_eq!(e.len(), 1);
         assert!(e[0].starts_with("t/acme.toml:1:"), "{e:?}");
@@ -440,15 +566,29 @@ mod tests {
 
     #[test]
     fn a_rule_needs_exactly_one_match_key() {
-        let e = errs(&format!("{HEAD}[[rule]]\nsuffix = \"a.com\"\nexact = \"b.com\"\npurpose = \"web\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"));
-        assert_eq!(e, ["t/acme.toml:6:9: a rule takes exactly one match key; split it into two rules"]);
+        let e = errs(&format!(
+            "{HEAD}[[rule]]\nsuffix = \"a.com\"\nexact = \"b.com\"\npurpose = \"web\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        ));
+        assert_eq!(
+            e,
+            ["t/acme.toml:6:9: a rule takes exactly one match key; split it into two rules"]
+        );
     }
 
     #[test]
     fn values_claimed_twice_are_reported_with_both_places() {
-        let a = format!("{HEAD}[[rule]]\nsuffix = \"a.com\"\npurpose = \"web\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n");
+        let a = format!(
+            "{HEAD}[[rule]]\nsuffix = \"a.com\"\npurpose = \"web\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        );
         let b = a.replace("acme", "beta");
-        let e = build(vec![("d/acme.toml".into(), a), ("d/beta.toml".into(), b)], false).unwrap_err();
-        assert_eq!(e.0[0].to_string(), "d/beta.toml:5:1: suffix \"a.com\" is already claimed at d/acme.toml:5");
+        let e = build(
+            vec![("d/acme.toml".into(), a), ("d/beta.toml".into(), b)],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0[0].to_string(),
+            "d/beta.toml:5:1: suffix \"a.com\" is already claimed at d/acme.toml:5"
+        );
     }
 }

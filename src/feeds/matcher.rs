@@ -61,8 +61,12 @@ impl Matcher {
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
             match r.kind {
-                RuleKind::Suffix => m.names.entry(r.value.as_str().into()).or_default().suffix = Some(id),
-                RuleKind::Exact => m.names.entry(r.value.as_str().into()).or_default().exact = Some(id),
+                RuleKind::Suffix => {
+                    m.names.entry(r.value.as_str().into()).or_default().suffix = Some(id)
+                }
+                RuleKind::Exact => {
+                    m.names.entry(r.value.as_str().into()).or_default().exact = Some(id)
+                }
                 RuleKind::Cidr => match r.value.parse::<IpNet>() {
                     Ok(IpNet::V4(n)) => {
                         m.v4.insert(n, id);
@@ -146,12 +150,18 @@ impl Matcher {
 
     /// The first rule whose regex matches the User-Agent.
     pub fn user_agent(&self, ua: &str) -> Option<RuleId> {
-        self.user_agents.iter().find(|(re, _)| re.is_match(ua)).map(|(_, r)| *r)
+        self.user_agents
+            .iter()
+            .find(|(re, _)| re.is_match(ua))
+            .map(|(_, r)| *r)
     }
 
     /// The first rule whose regex matches the request path.
     pub fn path(&self, path: &str) -> Option<RuleId> {
-        self.paths.iter().find(|(re, _)| re.is_match(path)).map(|(_, r)| *r)
+        self.paths
+            .iter()
+            .find(|(re, _)| re.is_match(path))
+            .map(|(_, r)| *r)
     }
 
     /// The rule for a response media type (already lowercased, no parameters).
@@ -193,7 +203,10 @@ mod tests {
 
     #[test]
     fn suffixes_match_at_label_boundaries_only() {
-        let m = Matcher::new(&feeds(&[(RuleKind::Suffix, "kaspersky.com"), (RuleKind::Suffix, "kaspersky-labs.com")]));
+        let m = Matcher::new(&feeds(&[
+            (RuleKind::Suffix, "kaspersky.com"),
+            (RuleKind::Suffix, "kaspersky-labs.com"),
+        ]));
         assert_eq!(m.name("KSN-1.Kaspersky-Labs.COM.").map(|x| x.rule), Some(1));
         assert_eq!(m.name("kaspersky.com").map(|x| x.exact), Some(true));
         assert_eq!(m.name("a.b.kaspersky.com").map(|x| x.exact), Some(false));
@@ -214,12 +227,20 @@ mod tests {
         ]));
         assert_eq!(m.name("s12.upd.kaspersky.com").map(|x| x.rule), Some(1));
         assert_eq!(m.name("ds.kaspersky.com").map(|x| x.rule), Some(2));
-        assert_eq!(m.name("x.ds.kaspersky.com").map(|x| x.rule), Some(0), "exact does not cover children");
+        assert_eq!(
+            m.name("x.ds.kaspersky.com").map(|x| x.rule),
+            Some(0),
+            "exact does not cover children"
+        );
     }
 
     #[test]
     fn longest_prefix_wins_for_addresses() {
-        let m = Matcher::new(&feeds(&[(RuleKind::Cidr, "77.74.176.0/21"), (RuleKind::Cidr, "77.74.178.0/24"), (RuleKind::Cidr, "2a03:2480::/32")]));
+        let m = Matcher::new(&feeds(&[
+            (RuleKind::Cidr, "77.74.176.0/21"),
+            (RuleKind::Cidr, "77.74.178.0/24"),
+            (RuleKind::Cidr, "2a03:2480::/32"),
+        ]));
         assert_eq!(m.addr("77.74.178.11".parse().unwrap()), Some(1));
         assert_eq!(m.addr("77.74.177.1".parse().unwrap()), Some(0));
         assert_eq!(m.addr("77.74.184.1".parse().unwrap()), None);

@@ -189,3 +189,20 @@ impl Feeds {
         self.rules.get(rule as usize)
     }
 }
+
+/// Feeds and their compiled matcher, shared read-only by every stage.
+#[derive(Debug)]
+pub struct Intel {
+    /// The loaded feeds.
+    pub feeds: Feeds,
+    /// Their lookups.
+    pub matcher: Matcher,
+}
+
+impl Intel {
+    /// Compiles `feeds`.
+    pub fn new(feeds: Feeds) -> Self {
+        let matcher = Matcher::new(&feeds);
+        Intel { feeds, matcher }
+    }
+}

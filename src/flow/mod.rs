@@ -133,6 +133,21 @@ pub struct FlowStats {
     pub refused: u64,
 }
 
+/// The facts of a packet that the flow table keys and judges it by.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketInfo {
+    /// IP protocol.
+    pub proto: u8,
+    /// Sender.
+    pub src: Endpoint,
+    /// Receiver.
+    pub dst: Endpoint,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+    /// VLAN and MAC of the frame.
+    pub link: LinkInfo,
+}
+
 /// Result of looking a packet up.
 #[derive(Debug, Clone, Copy)]
 pub enum Slot {
@@ -215,25 +230,36 @@ impl<T: Default> FlowTable<T> {
     pub fn lookup(
         &mut self,
         now: Timestamp,
-        proto: u8,
-        src: Endpoint,
-        dst: Endpoint,
-        tcp_flags: u8,
+        pkt: &PacketInfo,
         initiator: impl FnOnce() -> Initiator,
-        link: LinkInfo,
         ended: &mut Vec<Flow<T>>,
     ) -> Slot {
+        let PacketInfo {
+            proto,
+            src,
+            dst,
+            tcp_flags,
+            link,
+        } = *pkt;
         let key = FlowKey::new(proto, src, dst);
         if let Some(&i) = self.index.get(&key) {
             let i = i as usize;
             let reopen = proto == ipproto::TCP
                 && tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN
-                && self.slots.get(i).and_then(|s| s.as_ref()).is_some_and(|f| f.is_closed());
+                && self
+                    .slots
+                    .get(i)
+                    .and_then(|s| s.as_ref())
+                    .is_some_and(|f| f.is_closed());
             if !reopen {
                 let Some(flow) = self.get_mut(i) else {
                     return Slot::Full;
                 };
-                let dir = if flow.client == src { Dir::ToServer } else { Dir::ToClient };
+                let dir = if flow.client == src {
+                    Dir::ToServer
+                } else {
+                    Dir::ToClient
+                };
                 return Slot::Existing(i, dir);
             }
             if let Some(old) = self.remove(i) {
@@ -269,7 +295,11 @@ impl<T: Default> FlowTable<T> {
             client,
             server,
             proto,
-            link: if dir == Dir::ToServer { link } else { LinkInfo::default() },
+            link: if dir == Dir::ToServer {
+                link
+            } else {
+                LinkInfo::default()
+            },
             first_ts: now,
             last_ts: now,
             packets: [0, 0],
@@ -295,7 +325,15 @@ impl<T: Default> FlowTable<T> {
     }
 
     /// Records a packet's size, time and TCP flags on its flow.
-    pub fn touch(&mut self, slot: usize, dir: Dir, now: Timestamp, wire_len: u32, tcp_flags: u8, link: LinkInfo) {
+    pub fn touch(
+        &mut self,
+        slot: usize,
+        dir: Dir,
+        now: Timestamp,
+        wire_len: u32,
+        tcp_flags: u8,
+        link: LinkInfo,
+    ) {
         if let Some(f) = self.get_mut(slot) {
             f.last_ts = f.last_ts.max(now);
             f.packets[dir as usize] += 1;
@@ -375,6 +413,16 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
+    fn udp(src: Endpoint, dst: Endpoint) -> PacketInfo {
+        PacketInfo {
+            proto: 17,
+            src,
+            dst,
+            tcp_flags: 0,
+            link: LinkInfo::default(),
+        }
+    }
+
     fn ep(last: u8, port: u16) -> Endpoint {
         Endpoint {
             addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
@@ -387,11 +435,23 @@ mod tests {
         let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
         let mut ended = Vec::new();
         let now = Timestamp(0);
-        let Slot::New(i, Dir::ToServer) = t.lookup(now, 17, ep(1, 5000), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended) else {
-            panic!()
+        let first = t.lookup(
+            now,
+            &udp(ep(1, 5000), ep(2, 53)),
+            || Initiator::Sender,
+            &mut ended,
+        );
+        let Slot::New(i, Dir::ToServer) = first else {
+            panic!("{first:?}")
         };
-        let Slot::Existing(j, Dir::ToClient) = t.lookup(now, 17, ep(2, 53), ep(1, 5000), 0, || Initiator::Sender, LinkInfo::default(), &mut ended) else {
-            panic!()
+        let reply = t.lookup(
+            now,
+            &udp(ep(2, 53), ep(1, 5000)),
+            || Initiator::Sender,
+            &mut ended,
+        );
+        let Slot::Existing(j, Dir::ToClient) = reply else {
+            panic!("{reply:?}")
         };
         assert_eq!(i, j);
         t.sweep(now.plus_secs(30), 10, &mut ended);
@@ -410,13 +470,28 @@ mod tests {
         let mut t: FlowTable<()> = FlowTable::new(limits);
         let mut ended = Vec::new();
         for p in 0..4 {
-            t.lookup(Timestamp(0), 17, ep(1, 1000 + p), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended);
+            t.lookup(
+                Timestamp(0),
+                &udp(ep(1, 1000 + p), ep(2, 53)),
+                || Initiator::Sender,
+                &mut ended,
+            );
         }
-        let r = t.lookup(Timestamp(0), 17, ep(1, 2000), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended);
+        let r = t.lookup(
+            Timestamp(0),
+            &udp(ep(1, 2000), ep(2, 53)),
+            || Initiator::Sender,
+            &mut ended,
+        );
         assert!(matches!(r, Slot::Full));
         assert_eq!(t.stats().refused, 1);
         let later = Timestamp(0).plus_secs(10);
-        let r = t.lookup(later, 17, ep(1, 2000), ep(2, 53), 0, || Initiator::Sender, LinkInfo::default(), &mut ended);
+        let r = t.lookup(
+            later,
+            &udp(ep(1, 2000), ep(2, 53)),
+            || Initiator::Sender,
+            &mut ended,
+        );
         assert!(matches!(r, Slot::New(..)));
         assert_eq!(t.stats().evicted_early, 1);
         assert_eq!(t.len(), 4);

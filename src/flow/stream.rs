@@ -74,7 +74,9 @@ impl Pipeline {
 enum State {
     /// Client side, protocol not yet known; `tries` segments may still fail
     /// detection (a connection picked up mid-stream).
-    Detect { tries: u8 },
+    Detect {
+        tries: u8,
+    },
     /// Waiting for the other direction to say what this one carries.
     Idle,
     Tls,
@@ -109,7 +111,9 @@ const DETECT_TRIES: u8 = 3;
 impl AppStream {
     /// A client-side stream that recognises its protocol by content.
     pub fn client() -> Self {
-        Self::with_state(State::Detect { tries: DETECT_TRIES })
+        Self::with_state(State::Detect {
+            tries: DETECT_TRIES,
+        })
     }
 
     /// A server-side stream that waits for the client side's protocol.
@@ -204,7 +208,9 @@ impl AppStream {
         emit: &mut dyn FnMut(Observation<'_>),
     ) {
         if self.skip > 0 {
-            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(data.len());
+            let n = usize::try_from(self.skip)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
             self.skip -= n as u64;
             data = &data[n..];
         }
@@ -212,7 +218,8 @@ impl AppStream {
             return;
         }
         if self.resync {
-            if http::starts_request(data) == Some(true) || http::starts_response(data) == Some(true) {
+            if http::starts_request(data) == Some(true) || http::starts_response(data) == Some(true)
+            {
                 self.resync = false;
             } else {
                 return;
@@ -443,7 +450,11 @@ mod tests {
             let cut2 = (cut1 + 7).min(wire.len());
             let mut s = AppStream::client();
             let got = collect(&mut s, &[&wire[..cut1], &wire[cut1..cut2], &wire[cut2..]]);
-            assert_eq!(got, ["req POST /a", "req GET /b", "req GET /c"], "cut at {cut1}");
+            assert_eq!(
+                got,
+                ["req POST /a", "req GET /b", "req GET /c"],
+                "cut at {cut1}"
+            );
         }
     }
 

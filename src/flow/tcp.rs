@@ -117,7 +117,11 @@ impl TcpDirection {
         if ahead == 0 || ahead > u32::MAX / 2 {
             // In order, or starting before `next` (a retransmission that may
             // carry new bytes at its end).
-            let behind = if ahead == 0 { 0 } else { self.next.wrapping_sub(seq) };
+            let behind = if ahead == 0 {
+                0
+            } else {
+                self.next.wrapping_sub(seq)
+            };
             if behind < seg.wire_len {
                 self.deliver(seq, seg.payload, seg.wire_len, sink);
                 self.drain(sink);
@@ -163,11 +167,9 @@ impl TcpDirection {
 
     /// Delivers held segments that have become contiguous.
     fn drain(&mut self, sink: &mut Sink<'_>) {
-        while let Some(i) = self
-            .held
-            .iter()
-            .position(|h| h.seq.wrapping_sub(self.next) == 0 || h.seq.wrapping_sub(self.next) > u32::MAX / 2)
-        {
+        while let Some(i) = self.held.iter().position(|h| {
+            h.seq.wrapping_sub(self.next) == 0 || h.seq.wrapping_sub(self.next) > u32::MAX / 2
+        }) {
             let h = self.held.swap_remove(i);
             self.held_bytes -= h.data.len();
             let len = h.data.len() as u32;

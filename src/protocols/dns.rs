@@ -345,7 +345,9 @@ mod tests {
         }
         assert_eq!(d.text(&d.answers[1].name), "example.com");
         assert_eq!(d.answers[1].ttl, 300);
-        assert!(matches!(d.answers[1].data, AnswerData::Addr(IpAddr::V4(a)) if a == Ipv4Addr::new(93, 184, 216, 34)));
+        assert!(
+            matches!(d.answers[1].data, AnswerData::Addr(IpAddr::V4(a)) if a == Ipv4Addr::new(93, 184, 216, 34))
+        );
         assert!(!d.anomalies.any());
     }
 
@@ -382,7 +384,10 @@ mod tests {
         let mut d = DnsMessage::default();
         assert!(d.parse(&m));
         assert_eq!(d.qname(), Some("a\\027\\046\\092.com"));
-        assert_eq!(d.questions[0].qtype, 65, "HTTPS queries are ordinary queries");
+        assert_eq!(
+            d.questions[0].qtype, 65,
+            "HTTPS queries are ordinary queries"
+        );
     }
 
     #[test]

@@ -14,8 +14,19 @@ const MAX_HEADERS: usize = 96;
 
 /// Methods that start a request (RFC 9110 §9 plus WebDAV's common ones).
 const METHODS: [&[u8]; 13] = [
-    b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ",
-    b"TRACE ", b"PROPFIND ", b"MKCOL ", b"COPY ", b"MOVE ",
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"PATCH ",
+    b"TRACE ",
+    b"PROPFIND ",
+    b"MKCOL ",
+    b"COPY ",
+    b"MOVE ",
 ];
 
 /// How the body of a message is delimited.
@@ -73,6 +84,9 @@ pub enum Parsed<T> {
 }
 
 /// Whether a prefix can start a request: `None` when too short to tell.
+/// Common methods are recognised from their first bytes; any other method
+/// token (UPnP's SUBSCRIBE, WebDAV's REPORT, ...) once the request line is
+/// complete and ends in `HTTP/1.x`.
 pub fn starts_request(prefix: &[u8]) -> Option<bool> {
     let mut undecided = false;
     for m in METHODS {
@@ -84,8 +98,38 @@ pub fn starts_request(prefix: &[u8]) -> Option<bool> {
             undecided = true;
         }
     }
-    if undecided { None } else { Some(false) }
+    if undecided {
+        return None;
+    }
+    let token = prefix
+        .iter()
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'-')
+        .count();
+    if token == 0 || token > 20 {
+        return Some(false);
+    }
+    match prefix.get(token) {
+        None => return None,
+        Some(b' ') => {}
+        Some(_) => return Some(false),
+    }
+    match prefix
+        .iter()
+        .take(MAX_REQUEST_LINE)
+        .position(|&b| b == b'\n')
+    {
+        Some(end) => {
+            let line = prefix[..end].strip_suffix(b"\r").unwrap_or(&prefix[..end]);
+            Some(line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0"))
+        }
+        None if prefix.len() < MAX_REQUEST_LINE => None,
+        None => Some(false),
+    }
 }
+
+/// How far a request line is searched for its end when the method is not a
+/// common one.
+const MAX_REQUEST_LINE: usize = 2048;
 
 /// Whether a prefix can start a response (`HTTP/1.`).
 pub fn starts_response(prefix: &[u8]) -> Option<bool> {
@@ -113,11 +157,18 @@ fn framing(headers: &[httparse::Header<'_>]) -> Option<Body> {
             .split(|&b| b == b',')
             .next_back()
             .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Some(if chunked { Body::Chunked } else { Body::UntilClose });
+        return Some(if chunked {
+            Body::Chunked
+        } else {
+            Body::UntilClose
+        });
     }
     match header(headers, "content-length") {
         Some(v) => {
-            let n = std::str::from_utf8(v.trim_ascii()).ok()?.parse::<u64>().ok()?;
+            let n = std::str::from_utf8(v.trim_ascii())
+                .ok()?
+                .parse::<u64>()
+                .ok()?;
             Some(if n == 0 { Body::Empty } else { Body::Length(n) })
         }
         None => None,
@@ -173,11 +224,12 @@ pub fn parse_response(prefix: &[u8], head_request: bool) -> Parsed<Response<'_>>
         Ok(httparse::Status::Complete(head_len)) => {
             let status = resp.code.unwrap_or(0);
             let hs = resp.headers;
-            let body = if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-                Body::Empty
-            } else {
-                framing(hs).unwrap_or(Body::UntilClose)
-            };
+            let body =
+                if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+                    Body::Empty
+                } else {
+                    framing(hs).unwrap_or(Body::UntilClose)
+                };
             Parsed::Done(Response {
                 status,
                 content_type: header(hs, "content-type"),
@@ -213,7 +265,11 @@ pub fn line_len(prefix: &[u8]) -> Parsed<usize> {
 /// `out` (no allocation once `out` has capacity).
 pub fn media_type(value: &[u8], out: &mut String) {
     out.clear();
-    let essence = value.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
+    let essence = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii();
     for &b in essence {
         if b.is_ascii_graphic() {
             out.push(char::from(b.to_ascii_lowercase()));
@@ -228,7 +284,9 @@ mod tests {
     #[test]
     fn request_fields_and_framing() {
         let raw = b"GET /updaters/updater.xml.dif HTTP/1.1\r\nHost: 37.48.82.67\r\nUser-Agent: KL\r\n\r\nGET /x";
-        let Parsed::Done(r) = parse_request(raw) else { panic!() };
+        let Parsed::Done(r) = parse_request(raw) else {
+            panic!()
+        };
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/updaters/updater.xml.dif");
         assert_eq!(r.host, Some(&b"37.48.82.67"[..]));
@@ -236,18 +294,26 @@ mod tests {
         assert_eq!(r.body, Body::Empty);
         assert_eq!(&raw[r.head_len..], b"GET /x");
         assert!(matches!(parse_request(&raw[..20]), Parsed::Need));
-        assert!(matches!(parse_request(b"\x16\x03\x01\x02\x00\x01"), Parsed::Fail));
+        assert!(matches!(
+            parse_request(b"\x16\x03\x01\x02\x00\x01"),
+            Parsed::Fail
+        ));
     }
 
     #[test]
     fn response_framing_and_media_type() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Type: Application/X-KaspAVUpdate; x=1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let Parsed::Done(r) = parse_response(raw, false) else { panic!() };
+        let Parsed::Done(r) = parse_response(raw, false) else {
+            panic!()
+        };
         assert_eq!(r.body, Body::Chunked);
         let mut m = String::new();
         media_type(r.content_type.unwrap(), &mut m);
         assert_eq!(m, "application/x-kaspavupdate");
-        let Parsed::Done(r) = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true) else { panic!() };
+        let Parsed::Done(r) = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)
+        else {
+            panic!()
+        };
         assert_eq!(r.body, Body::Empty, "a HEAD response has no body");
     }
 
@@ -256,6 +322,13 @@ mod tests {
         assert_eq!(starts_request(b"GE"), None);
         assert_eq!(starts_request(b"GET /"), Some(true));
         assert_eq!(starts_request(b"HTTP/1.1"), Some(false));
+        assert_eq!(starts_request(b"SUBSCRIBE /evt HT"), None);
+        assert_eq!(
+            starts_request(b"SUBSCRIBE /evt HTTP/1.1\r\nHost: x\r\n"),
+            Some(true)
+        );
+        assert_eq!(starts_request(b"EHLO mail.example\r\n"), Some(false));
+        assert_eq!(starts_request(b"SSH-2.0-OpenSSH"), Some(false));
         assert_eq!(starts_response(b"HTTP/1.0 200"), Some(true));
         assert_eq!(starts_response(b"HTT"), None);
     }

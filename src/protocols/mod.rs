@@ -15,9 +15,19 @@ pub mod tls;
 /// graphic characters are kept, anything else becomes `\DDD`. Names reach
 /// terminals, logs and SIEMs, so control bytes must never pass through.
 pub fn escape_name(raw: &[u8], out: &mut String) {
+    escape(raw, out, false);
+}
+
+/// Like [`escape_name`], but keeps spaces: for free text such as a
+/// User-Agent.
+pub fn escape_text(raw: &[u8], out: &mut String) {
+    escape(raw, out, true);
+}
+
+fn escape(raw: &[u8], out: &mut String, spaces: bool) {
     out.clear();
     for &b in raw {
-        if b.is_ascii_graphic() && b != b'\\' {
+        if (b.is_ascii_graphic() || (spaces && b == b' ')) && b != b'\\' {
             out.push(char::from(b));
         } else {
             out.push('\\');
@@ -37,5 +47,7 @@ mod tests {
         assert_eq!(s, "ds.kaspersky.com");
         super::escape_name(b"a\x1b[31m b\\", &mut s);
         assert_eq!(s, "a\\027[31m\\032b\\092");
+        super::escape_text(b"Mozilla/5.0 (X11)\n", &mut s);
+        assert_eq!(s, "Mozilla/5.0 (X11)\\010");
     }
 }

@@ -91,7 +91,9 @@ pub enum Assembly<'a> {
 /// when too few bytes are present to tell.
 pub fn starts_client_hello(prefix: &[u8]) -> Option<bool> {
     match prefix {
-        [t, 3, minor, _, _, hs, ..] => Some(*t == CONTENT_HANDSHAKE && *minor <= 4 && *hs == HANDSHAKE_CLIENT_HELLO),
+        [t, 3, minor, _, _, hs, ..] => {
+            Some(*t == CONTENT_HANDSHAKE && *minor <= 4 && *hs == HANDSHAKE_CLIENT_HELLO)
+        }
         [t, ..] if *t != CONTENT_HANDSHAKE => Some(false),
         [_, v, ..] if *v != 3 => Some(false),
         _ => None,
@@ -126,10 +128,10 @@ pub fn assemble<'a>(stream: &'a [u8], scratch: &'a mut Vec<u8>) -> Assembly<'a> 
         if records == 1 {
             single = Some(present);
         }
-        for &b in present {
-            if have < 4 {
-                header[have] = b;
-            }
+        // Only the first four bytes (type and length) need looking at.
+        let head = present.len().min(4usize.saturating_sub(have));
+        for &b in &present[..head] {
+            header[have] = b;
             have += 1;
             if have == 4 {
                 if header[0] != HANDSHAKE_CLIENT_HELLO {
@@ -142,6 +144,7 @@ pub fn assemble<'a>(stream: &'a [u8], scratch: &'a mut Vec<u8>) -> Assembly<'a> 
                 need = Some(body + 4);
             }
         }
+        have += present.len() - head;
         if c.skip(len).is_none() {
             // The record is cut: complete only if the message ends before the cut.
             if need.is_some_and(|n| have >= n) {
@@ -288,7 +291,10 @@ mod tests {
         let stream = records(&msg, 3);
         for cut in 0..stream.len() {
             let mut scratch = Vec::new();
-            assert!(matches!(assemble(&stream[..cut], &mut scratch), Assembly::Need), "cut {cut}");
+            assert!(
+                matches!(assemble(&stream[..cut], &mut scratch), Assembly::Need),
+                "cut {cut}"
+            );
         }
         let mut scratch = Vec::new();
         let Assembly::Complete(m) = assemble(&stream, &mut scratch) else {
@@ -312,6 +318,9 @@ mod tests {
         assert_eq!(starts_client_hello(b"GET / HTTP/1.1"), Some(false));
         assert_eq!(starts_client_hello(&[22, 3]), None);
         let huge = [22u8, 3, 1, 0x40, 0, 1, 0xff, 0xff, 0xff];
-        assert!(matches!(assemble(&huge, &mut Vec::new()), Assembly::Fail(HelloError::TooLarge)));
+        assert!(matches!(
+            assemble(&huge, &mut Vec::new()),
+            Assembly::Fail(HelloError::TooLarge)
+        ));
     }
 }

@@ -1,0 +1,121 @@
+//! Micro-benchmarks of the per-packet work, in nanoseconds per operation:
+//! frame decode, DNS parse, ClientHello SNI extraction, feed name (suffix)
+//! match and address (CIDR) lookup. Inputs are real frames from
+//! `captures/`, loaded once outside the timed loops.
+//!
+//! Run: `cargo bench --bench parsers`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use phonehome::capture::CaptureFile;
+use phonehome::decode::{self, Decoded, Transport};
+use phonehome::feeds::{self, Intel};
+use phonehome::protocols::{dns::DnsMessage, tls};
+use std::hint::black_box;
+use std::path::Path;
+
+/// Every frame of a capture, with its link type.
+fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures")
+        .join(name);
+    let mut f = CaptureFile::open(&path).expect("capture");
+    let mut out = Vec::new();
+    while f.advance().expect("readable") {
+        if let Some(fr) = f.frame() {
+            out.push((fr.linktype, fr.data.to_vec()));
+        }
+    }
+    out
+}
+
+/// UDP payloads (port 53) of a capture.
+fn dns_payloads(name: &str) -> Vec<Vec<u8>> {
+    frames(name)
+        .iter()
+        .filter_map(|(lt, f)| match decode::decode(*lt, f) {
+            Decoded::Packet(p) => match p.transport {
+                Transport::Udp(u) if u.sport == 53 || u.dport == 53 => Some(u.payload.to_vec()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let demo = frames("demo.pcapng");
+    c.bench_function("decode/frame (demo mix)", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let (lt, f) = &demo[i % demo.len()];
+            i += 1;
+            black_box(decode::decode(*lt, black_box(f)));
+        })
+    });
+
+    let dns = dns_payloads("corpus/pcapplusplus__DnsPackets.pcap");
+    let mut msg = DnsMessage::default();
+    c.bench_function("dns/parse message", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let p = &dns[i % dns.len()];
+            i += 1;
+            black_box(msg.parse(black_box(p)));
+        })
+    });
+
+    let hello = {
+        let spec = phonehome_synth::tls::ClientHelloSpec {
+            sni: Some("ksn-file-geo.kaspersky-labs.com".into()),
+            target_len: Some(1800),
+            ..Default::default()
+        };
+        phonehome_synth::tls::records(&phonehome_synth::tls::client_hello(&spec), 16384)
+    };
+    let mut scratch = Vec::new();
+    c.bench_function("tls/ClientHello SNI (1.8 kB)", |b| {
+        b.iter(|| match tls::assemble(black_box(&hello), &mut scratch) {
+            tls::Assembly::Complete(m) => black_box(
+                tls::parse_client_hello(m)
+                    .ok()
+                    .and_then(|h| h.sni)
+                    .map(<[u8]>::len),
+            ),
+            _ => None,
+        })
+    });
+
+    let intel = Intel::new(feeds::load(None).expect("built-in feeds"));
+    let names = [
+        "ksn-file-geo.kaspersky-labs.com",
+        "www.wikipedia.org",
+        "s12.upd.kaspersky.com",
+        "a.b.c.d.example.net",
+    ];
+    c.bench_function("feeds/name suffix match", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(intel.matcher.name(black_box(names[i % names.len()])))
+        })
+    });
+    let addrs: Vec<std::net::IpAddr> = [
+        "77.74.178.11",
+        "8.8.8.8",
+        "2a03:2480:8020::1",
+        "2001:db8::1",
+    ]
+    .iter()
+    .map(|a| a.parse().expect("address"))
+    .collect();
+    c.bench_function("feeds/CIDR lookup", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(intel.matcher.addr(black_box(addrs[i % addrs.len()])))
+        })
+    });
+}
+
+criterion_group!(parsers, benches);
+criterion_main!(parsers);

@@ -1,0 +1,398 @@
+//! The engine: one packet at a time through decode → defrag → flows → TCP
+//! reassembly and protocol parsing → attribution. It owns every stage's
+//! state and the reusable buffers, and is the unit a worker thread runs.
+
+use crate::capture::{Frame, Timestamp};
+use crate::decode::defrag::{DefragLimits, Defragmenter};
+use crate::decode::{self, Decoded, Packet, Transport as L4, ipproto, tcpflags};
+use crate::feeds::Intel;
+use crate::flow::stream::{Observation, Scratch};
+use crate::flow::tcp::{MemBudget, Sink};
+use crate::flow::{
+    Dir, Endpoint, Flow, FlowLimits, FlowTable, Initiator, PacketInfo, Slot, initiator_by_ports,
+};
+use crate::hosts::pdns::PdnsLimits;
+use crate::hosts::{Analysis, EventSink, FlowCtx, FlowNote, HostLimits, Transport};
+use crate::protocols::{dns, http, tls};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Ports on which UDP payloads are tried as DNS (DNS, mDNS, LLMNR).
+const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+
+/// Slots the flow sweeper looks at per packet.
+const SWEEP_PER_PACKET: usize = 2;
+
+/// Every cap and timeout of the engine.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Flow table.
+    pub flows: FlowLimits,
+    /// IP reassembly.
+    pub defrag: DefragLimits,
+    /// Passive DNS.
+    pub pdns: PdnsLimits,
+    /// Host table.
+    pub hosts: HostLimits,
+    /// Bytes all TCP streams may buffer together.
+    pub stream_memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            flows: FlowLimits::default(),
+            defrag: DefragLimits::default(),
+            pdns: PdnsLimits::default(),
+            hosts: HostLimits::default(),
+            stream_memory: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Packet-level counters.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Frames processed.
+    pub packets: u64,
+    /// Captured bytes.
+    pub bytes: u64,
+    /// First frame time.
+    pub first: Option<Timestamp>,
+    /// Last frame time.
+    pub last: Option<Timestamp>,
+    /// Frames with inconsistent headers.
+    pub malformed: u64,
+    /// Packets cut by the snap length.
+    pub truncated: u64,
+    /// Frames without IP.
+    pub non_ip: u64,
+    /// Frames of undecoded link types.
+    pub unsupported_link: BTreeMap<u32, u64>,
+}
+
+/// Decodes and analyses packets.
+pub struct Engine {
+    defrag: Defragmenter,
+    flows: FlowTable<FlowNote>,
+    /// Attribution state (hosts, passive DNS).
+    pub analysis: Analysis,
+    scratch: Scratch,
+    budget: MemBudget,
+    ended: Vec<Flow<FlowNote>>,
+    reassembled: Vec<u8>,
+    now: Timestamp,
+    /// Packet counters.
+    pub counters: Counters,
+}
+
+fn ctx_of(f: &Flow<FlowNote>) -> FlowCtx {
+    FlowCtx {
+        client: f.client,
+        server: f.server,
+        transport: if f.proto == ipproto::TCP {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
+        link: f.link,
+    }
+}
+
+/// Who started a TCP conversation, judged from its first packet seen.
+fn tcp_initiator(flags: u8, payload: &[u8], sport: u16, dport: u16) -> Initiator {
+    if flags & tcpflags::SYN != 0 {
+        return if flags & tcpflags::ACK != 0 {
+            Initiator::Receiver
+        } else {
+            Initiator::Sender
+        };
+    }
+    if tls::starts_client_hello(payload) == Some(true)
+        || http::starts_request(payload) == Some(true)
+    {
+        return Initiator::Sender;
+    }
+    if http::starts_response(payload) == Some(true) {
+        return Initiator::Receiver;
+    }
+    initiator_by_ports(sport, dport)
+}
+
+/// Who started a UDP conversation: the asker of a DNS query, else by ports.
+fn udp_initiator(payload: &[u8], sport: u16, dport: u16) -> Initiator {
+    let dns_port = DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport);
+    if dns_port && dns::plausible(payload) {
+        let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+        return if response {
+            Initiator::Receiver
+        } else {
+            Initiator::Sender
+        };
+    }
+    initiator_by_ports(sport, dport)
+}
+
+impl Engine {
+    /// An engine over the given feeds.
+    pub fn new(intel: Arc<Intel>, internal: Vec<IpNet>, limits: &Limits) -> Self {
+        Engine {
+            defrag: Defragmenter::new(limits.defrag),
+            flows: FlowTable::new(limits.flows),
+            analysis: Analysis::new(intel, internal, limits.pdns, limits.hosts),
+            scratch: Scratch::default(),
+            budget: MemBudget::new(limits.stream_memory),
+            ended: Vec::new(),
+            reassembled: Vec::new(),
+            now: Timestamp::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Processes one captured frame.
+    pub fn process(&mut self, frame: &Frame<'_>, events: &mut dyn EventSink) {
+        let c = &mut self.counters;
+        c.packets += 1;
+        c.bytes += frame.data.len() as u64;
+        c.first = Some(c.first.map_or(frame.ts, |f| f.min(frame.ts)));
+        c.last = Some(c.last.map_or(frame.ts, |l| l.max(frame.ts)));
+        let ts = frame.ts;
+        self.now = self.now.max(ts);
+        match decode::decode(frame.linktype, frame.data) {
+            Decoded::Packet(p) => self.packet(&p, ts, frame.orig_len, &mut *events),
+            Decoded::Fragment(f) => {
+                if let Some(r) = self.defrag.push(ts, &f) {
+                    let (link, src, dst, proto) = (r.link, r.src, r.dst, r.proto);
+                    let mut buf = std::mem::take(&mut self.reassembled);
+                    buf.clear();
+                    buf.extend_from_slice(r.payload);
+                    match decode::decode_reassembled(link, src, dst, proto, &buf) {
+                        Decoded::Packet(p) => {
+                            let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+                            self.packet(&p, ts, len, &mut *events);
+                        }
+                        Decoded::Malformed(_) => self.counters.malformed += 1,
+                        _ => {}
+                    }
+                    self.reassembled = buf;
+                }
+            }
+            Decoded::NotIp => self.counters.non_ip += 1,
+            Decoded::UnsupportedLink(lt) => {
+                *self.counters.unsupported_link.entry(lt).or_default() += 1
+            }
+            Decoded::Malformed(_) => self.counters.malformed += 1,
+        }
+        self.flows
+            .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
+        self.end_flows(events);
+    }
+
+    fn packet(&mut self, p: &Packet<'_>, ts: Timestamp, wire_len: u32, events: &mut dyn EventSink) {
+        if p.truncated {
+            self.counters.truncated += 1;
+        }
+        match p.transport {
+            L4::Tcp(seg) => self.tcp(p, &seg, ts, wire_len, events),
+            L4::Udp(udp) => self.udp(p, &udp, ts, wire_len, events),
+            L4::Other(_) => {}
+        }
+    }
+
+    fn tcp(
+        &mut self,
+        p: &Packet<'_>,
+        seg: &decode::TcpSegment<'_>,
+        ts: Timestamp,
+        wire_len: u32,
+        events: &mut dyn EventSink,
+    ) {
+        let src = Endpoint {
+            addr: p.src,
+            port: seg.sport,
+        };
+        let dst = Endpoint {
+            addr: p.dst,
+            port: seg.dport,
+        };
+        let info = PacketInfo {
+            proto: ipproto::TCP,
+            src,
+            dst,
+            tcp_flags: seg.flags,
+            link: p.link,
+        };
+        let slot = self.flows.lookup(
+            ts,
+            &info,
+            || tcp_initiator(seg.flags, seg.payload, seg.sport, seg.dport),
+            &mut self.ended,
+        );
+        let (i, dir) = match slot {
+            Slot::New(i, dir) => {
+                if let Some(f) = self.flows.get_mut(i) {
+                    let ctx = ctx_of(f);
+                    self.analysis.flow_start(&ctx, &mut f.user, ts);
+                }
+                (i, dir)
+            }
+            Slot::Existing(i, dir) => (i, dir),
+            Slot::Full => return,
+        };
+        self.flows.touch(i, dir, ts, wire_len, seg.flags, p.link);
+        let Engine {
+            flows,
+            analysis,
+            scratch,
+            budget,
+            ..
+        } = self;
+        let Some(flow) = flows.get_mut(i) else {
+            return;
+        };
+        let ctx = ctx_of(flow);
+        let Flow {
+            tcp,
+            pipeline,
+            user,
+            ..
+        } = flow;
+        let Some(dirs) = tcp.as_mut() else {
+            return;
+        };
+        let mut emit =
+            |obs: Observation<'_>| analysis.observe(&ctx, user, dir, ts, &obs, &mut *events);
+        let mut sink = Sink {
+            pipeline,
+            scratch,
+            budget,
+            emit: &mut emit,
+        };
+        dirs[dir as usize].segment(seg, &mut sink);
+        if dir == Dir::ToServer
+            && let Some(kind) = dirs[0].app.kind()
+        {
+            dirs[1].app.follow(kind);
+        }
+    }
+
+    fn udp(
+        &mut self,
+        p: &Packet<'_>,
+        udp: &decode::UdpDatagram<'_>,
+        ts: Timestamp,
+        wire_len: u32,
+        events: &mut dyn EventSink,
+    ) {
+        let src = Endpoint {
+            addr: p.src,
+            port: udp.sport,
+        };
+        let dst = Endpoint {
+            addr: p.dst,
+            port: udp.dport,
+        };
+        let info = PacketInfo {
+            proto: ipproto::UDP,
+            src,
+            dst,
+            tcp_flags: 0,
+            link: p.link,
+        };
+        let slot = self.flows.lookup(
+            ts,
+            &info,
+            || udp_initiator(udp.payload, udp.sport, udp.dport),
+            &mut self.ended,
+        );
+        let is_dns = (DNS_PORTS.contains(&udp.sport) || DNS_PORTS.contains(&udp.dport))
+            && dns::plausible(udp.payload);
+        let mut scratch_note = FlowNote::default();
+        let (ctx, note, dir) = match slot {
+            Slot::New(i, dir) | Slot::Existing(i, dir) => {
+                let new = matches!(slot, Slot::New(..));
+                self.flows.touch(i, dir, ts, wire_len, 0, p.link);
+                let Some(f) = self.flows.get_mut(i) else {
+                    return;
+                };
+                let ctx = ctx_of(f);
+                if new {
+                    self.analysis.flow_start(&ctx, &mut f.user, ts);
+                }
+                (ctx, &mut f.user, dir)
+            }
+            Slot::Full => {
+                // No room to track the conversation: parse DNS statelessly.
+                let (client, server, dir) = match udp_initiator(udp.payload, udp.sport, udp.dport) {
+                    Initiator::Sender => (src, dst, Dir::ToServer),
+                    Initiator::Receiver => (dst, src, Dir::ToClient),
+                };
+                let ctx = FlowCtx {
+                    client,
+                    server,
+                    transport: Transport::Udp,
+                    link: p.link,
+                };
+                (ctx, &mut scratch_note, dir)
+            }
+        };
+        if is_dns && self.scratch.dns.parse(udp.payload) {
+            self.analysis
+                .dns(&ctx, note, dir, ts, &self.scratch.dns, events);
+        }
+    }
+
+    /// Finishes conversations the flow table let go of.
+    fn end_flows(&mut self, events: &mut dyn EventSink) {
+        while let Some(mut f) = self.ended.pop() {
+            let ctx = ctx_of(&f);
+            let Flow {
+                tcp,
+                pipeline,
+                user,
+                first_ts,
+                last_ts,
+                ..
+            } = &mut f;
+            if let Some(dirs) = tcp.as_mut() {
+                for (d, dir) in dirs.iter_mut().zip([Dir::ToServer, Dir::ToClient]) {
+                    let analysis = &mut self.analysis;
+                    let mut emit = |obs: Observation<'_>| {
+                        analysis.observe(&ctx, user, dir, *last_ts, &obs, &mut *events)
+                    };
+                    let mut sink = Sink {
+                        pipeline,
+                        scratch: &mut self.scratch,
+                        budget: &mut self.budget,
+                        emit: &mut emit,
+                    };
+                    d.flush(&mut sink);
+                    d.release(&mut self.budget);
+                }
+            }
+            self.analysis.flow_end(&ctx, user, *first_ts, *last_ts);
+        }
+    }
+
+    /// Ends every conversation (end of input).
+    pub fn finish(&mut self, events: &mut dyn EventSink) {
+        self.flows.drain(&mut self.ended);
+        self.end_flows(events);
+    }
+
+    /// Flow-table counters.
+    pub fn flow_stats(&self) -> crate::flow::FlowStats {
+        self.flows.stats()
+    }
+
+    /// Reassembly counters.
+    pub fn defrag_stats(&self) -> crate::decode::defrag::DefragStats {
+        self.defrag.stats()
+    }
+
+    /// TCP streams given up at the memory cap.
+    pub fn streams_abandoned(&self) -> u64 {
+        self.budget.refusals
+    }
+}

@@ -1,0 +1,170 @@
+//! Command-line flags, as parsed by clap: raw values and their help text, no
+//! I/O. `main` turns them into validated options.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use std::path::PathBuf;
+
+/// Finds the hosts that phone home to anti-virus and EDR vendors.
+#[derive(Debug, Parser)]
+#[command(name = "phonehome", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse capture files (pcap, pcapng, gzip-compressed or not) and report
+    /// which hosts contact which vendors.
+    Analyze(AnalyzeArgs),
+    /// Inspect and validate vendor feeds.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people (fits 100 columns).
+    Table,
+    /// One JSON document (schema in README).
+    Json,
+}
+
+/// Flags of `analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files or folders (folders are searched recursively for
+    /// captures, recognised by content). `-` reads standard input.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write every extracted item (DNS question/answer, TLS server name, HTTP
+    /// request/response) as JSON Lines to FILE (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// Only report clients inside these networks (comma-separated CIDRs).
+    /// Without it, every client that contacts a vendor is reported.
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    pub internal: Vec<IpNet>,
+
+    /// Load extra feed files from DIR (a vendor id already built in is replaced).
+    #[arg(long, value_name = "DIR")]
+    pub feeds: Option<PathBuf>,
+
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Memory caps and timeouts.
+    #[command(flatten, next_help_heading = "Limits")]
+    pub limits: LimitArgs,
+}
+
+/// Memory caps and timeouts (README, "Limits", gives each cap's cost).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Conversations tracked at once.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_flows: usize,
+    /// Bytes all TCP streams may buffer together, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub stream_memory_mib: usize,
+    /// IP datagrams reassembled at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_fragmented: usize,
+    /// Passive DNS entries kept.
+    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    pub pdns_entries: usize,
+    /// Seconds a DNS answer is trusted beyond its TTL.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub pdns_grace: i64,
+    /// Hosts kept in the report.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_hosts: usize,
+    /// Idle seconds after which a TCP connection ends.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub tcp_timeout: i64,
+    /// Idle seconds after which a UDP conversation ends.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub udp_timeout: i64,
+}
+
+/// `feeds` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FeedsCommand {
+    /// Validate the feed files of a folder; print each problem as
+    /// file:line:column.
+    Check {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Print the vendors and rules loaded (built-in, plus --feeds).
+    List {
+        /// Also load DIR, as `analyze --feeds` does.
+        #[arg(long, value_name = "DIR")]
+        feeds: Option<PathBuf>,
+        /// Print every rule, not just the vendors.
+        #[arg(long)]
+        rules: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("phonehome").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn internal_takes_a_comma_separated_cidr_list() {
+        let Command::Analyze(a) = parse(&[
+            "analyze",
+            "--internal",
+            "10.0.0.0/8,2001:db8::/32",
+            "x.pcap",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.internal.len(), 2);
+        assert!(parse(&["analyze", "--internal", "10.0.0.0/33", "x.pcap"]).is_err());
+    }
+
+    #[test]
+    fn analyze_needs_an_input_and_a_known_format() {
+        assert!(parse(&["analyze"]).is_err());
+        assert!(parse(&["analyze", "--format", "xml", "x"]).is_err());
+        let Command::Analyze(a) = parse(&["analyze", "--format", "json", "a", "b"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.format, Format::Json);
+        assert_eq!(a.inputs.len(), 2);
+        assert_eq!(a.limits.max_flows, 1_000_000);
+    }
+
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

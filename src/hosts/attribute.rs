@@ -1,0 +1,583 @@
+//! Attribution: turns conversations and protocol records into vendor
+//! contacts.
+//!
+//! Order of evidence on a conversation: a name carried by the conversation
+//! itself (TLS server name, HTTP Host) is authoritative; only when there is
+//! none does passive DNS name the server address (evidence `passive_dns`);
+//! an address inside a vendor range is evidence (`cidr`) on its own. HTTP
+//! User-Agents, paths and response media types are evidence whatever the
+//! name. DNS questions and answers for vendor names are evidence `dns` for
+//! the host that asked.
+
+use super::event::{Event, EventKind, EventSink, Transport};
+use super::pdns::{PassiveDns, PdnsLimits, Resolution};
+use super::{Evidence, HostLimits, HostTable};
+use crate::capture::Timestamp;
+use crate::decode::LinkInfo;
+use crate::feeds::{Intel, RuleId, VendorId};
+use crate::flow::stream::Observation;
+use crate::flow::{Dir, Endpoint};
+use crate::protocols::dns::{AnswerData, DnsMessage};
+use crate::protocols::{escape_name, escape_text, http};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Ports whose UDP/TCP conversations are DNS (the server is a resolver, not
+/// a vendor server): DNS, mDNS, LLMNR.
+const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+
+/// The facts about a conversation that attribution needs.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowCtx {
+    /// The initiator (the host).
+    pub client: Endpoint,
+    /// The responder.
+    pub server: Endpoint,
+    /// Transport.
+    pub transport: Transport,
+    /// Link facts of the client.
+    pub link: LinkInfo,
+}
+
+impl FlowCtx {
+    fn endpoints(&self, dir: Dir) -> (Endpoint, Endpoint) {
+        match dir {
+            Dir::ToServer => (self.client, self.server),
+            Dir::ToClient => (self.server, self.client),
+        }
+    }
+}
+
+/// What attribution remembers about one conversation.
+#[derive(Debug, Default)]
+pub struct FlowNote {
+    /// Vendors this conversation was already counted for.
+    counted: Vec<VendorId>,
+    /// The conversation carried a host name (SNI or Host).
+    named: bool,
+    /// Passive DNS's name for the server, awaiting the decision.
+    pending: Option<Resolution>,
+    /// Whether the passive-DNS decision was made.
+    decided: bool,
+    /// A DNS conversation (its server is a resolver).
+    dns: bool,
+    /// Not attributable (multicast or broadcast peer).
+    ignored: bool,
+}
+
+/// Counters of the analysis stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnalysisStats {
+    /// DNS messages parsed.
+    pub dns_messages: u64,
+    /// TLS ClientHellos parsed.
+    pub client_hellos: u64,
+    /// HTTP requests parsed.
+    pub http_requests: u64,
+    /// HTTP responses parsed.
+    pub http_responses: u64,
+}
+
+/// How a piece of evidence is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// The conversation is a connection to the vendor (counted once).
+    Connection,
+    /// A DNS query for a vendor name.
+    Query,
+    /// Nothing to count (e.g. a DNS answer).
+    Nothing,
+}
+
+/// The attribution stage's state.
+pub struct Analysis {
+    intel: Arc<Intel>,
+    internal: Vec<IpNet>,
+    /// Passive DNS.
+    pub pdns: PassiveDns,
+    /// Hosts with contacts.
+    pub hosts: HostTable,
+    /// Counters.
+    pub stats: AnalysisStats,
+    name: String,
+    ua: String,
+    media: String,
+}
+
+fn unattributable(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_multicast() || v.is_broadcast() || v.is_unspecified(),
+        IpAddr::V6(v) => v.is_multicast() || v.is_unspecified(),
+    }
+}
+
+/// The host part of a Host header: without port or IPv6 brackets.
+fn host_without_port(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => h,
+    }
+}
+
+impl Analysis {
+    /// A fresh stage. `internal`: when not empty, only clients inside these
+    /// networks are hosts.
+    pub fn new(
+        intel: Arc<Intel>,
+        internal: Vec<IpNet>,
+        pdns: PdnsLimits,
+        hosts: HostLimits,
+    ) -> Self {
+        Analysis {
+            intel,
+            internal,
+            pdns: PassiveDns::new(pdns),
+            hosts: HostTable::new(hosts),
+            stats: AnalysisStats::default(),
+            name: String::new(),
+            ua: String::new(),
+            media: String::new(),
+        }
+    }
+
+    /// The feeds in use.
+    pub fn intel(&self) -> &Arc<Intel> {
+        &self.intel
+    }
+
+    fn is_host(&self, ip: IpAddr) -> bool {
+        !unattributable(ip)
+            && (self.internal.is_empty() || self.internal.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Records one piece of evidence for `host`.
+    #[allow(clippy::too_many_arguments)]
+    fn attribute(
+        &mut self,
+        host: IpAddr,
+        server: Option<IpAddr>,
+        link: LinkInfo,
+        note: &mut FlowNote,
+        rule: RuleId,
+        evidence: Evidence,
+        name: Option<&str>,
+        count: Count,
+        now: Timestamp,
+    ) {
+        if note.ignored || !self.is_host(host) {
+            return;
+        }
+        let Some(r) = self.intel.feeds.rule(rule) else {
+            return;
+        };
+        let (vendor, purpose) = (r.vendor, r.purpose);
+        let Some(c) = self.hosts.contact(host, vendor, now) else {
+            return;
+        };
+        c.evidence.0 |= evidence.bit();
+        c.add_rule(rule, purpose);
+        if let Some(n) = name {
+            c.add_name(n);
+        }
+        if let Some(s) = server {
+            c.add_server(s);
+        }
+        match count {
+            Count::Connection if !note.counted.contains(&vendor) => {
+                c.connections += 1;
+                note.counted.push(vendor);
+            }
+            Count::Query => c.dns_queries += 1,
+            _ => {}
+        }
+        self.hosts.set_link(host, link);
+    }
+
+    /// A conversation starts: address-range evidence and passive DNS lookup.
+    pub fn flow_start(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
+        note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
+        note.dns = DNS_PORTS.contains(&ctx.server.port);
+        if note.ignored || !self.is_host(ctx.client.addr) {
+            note.decided = true;
+            return;
+        }
+        if let Some(rule) = self.intel.matcher.addr(ctx.server.addr) {
+            let count = if note.dns {
+                Count::Nothing
+            } else {
+                Count::Connection
+            };
+            self.attribute(
+                ctx.client.addr,
+                Some(ctx.server.addr),
+                ctx.link,
+                note,
+                rule,
+                Evidence::Cidr,
+                None,
+                count,
+                now,
+            );
+        }
+        if note.dns {
+            note.decided = true;
+        } else {
+            note.pending = self
+                .pdns
+                .lookup(now, ctx.client.addr, ctx.server.addr)
+                .filter(|r| r.rule.is_some())
+                .cloned();
+            note.decided = note.pending.is_none();
+        }
+    }
+
+    /// Makes the passive DNS decision: attribute by the resolved name unless
+    /// the conversation named its server itself.
+    fn decide(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
+        if note.decided {
+            return;
+        }
+        note.decided = true;
+        if note.named {
+            return;
+        }
+        if let Some(res) = note.pending.take()
+            && let Some(rule) = res.rule
+        {
+            self.attribute(
+                ctx.client.addr,
+                Some(ctx.server.addr),
+                ctx.link,
+                note,
+                rule,
+                Evidence::PassiveDns,
+                Some(&res.name),
+                Count::Connection,
+                now,
+            );
+        }
+    }
+
+    /// A conversation ended (closed, idle, or end of input).
+    pub fn flow_end(
+        &mut self,
+        ctx: &FlowCtx,
+        note: &mut FlowNote,
+        first: Timestamp,
+        last: Timestamp,
+    ) {
+        self.decide(ctx, note, first);
+        if note.counted.is_empty() {
+            return;
+        }
+        for vendor in std::mem::take(&mut note.counted) {
+            if let Some(c) = self.hosts.contact(ctx.client.addr, vendor, first) {
+                c.last_seen = c.last_seen.max(last);
+            }
+        }
+    }
+
+    fn event(
+        &self,
+        ctx: &FlowCtx,
+        dir: Dir,
+        now: Timestamp,
+        kind: EventKind<'_>,
+        rule: Option<RuleId>,
+        sink: &mut dyn EventSink,
+    ) {
+        let (src, dst) = ctx.endpoints(dir);
+        let feeds = &self.intel.feeds;
+        let matched = rule.and_then(|r| Some((feeds.vendor_of(r)?, feeds.rule(r)?)));
+        sink.event(&Event {
+            ts: now,
+            src: src.addr,
+            dst: dst.addr,
+            sport: src.port,
+            dport: dst.port,
+            transport: ctx.transport,
+            vlan: ctx.link.vlan,
+            kind,
+            matched,
+        });
+    }
+
+    /// A protocol record was seen in a conversation.
+    pub fn observe(
+        &mut self,
+        ctx: &FlowCtx,
+        note: &mut FlowNote,
+        dir: Dir,
+        now: Timestamp,
+        obs: &Observation<'_>,
+        sink: &mut dyn EventSink,
+    ) {
+        let (client, server, link) = (ctx.client.addr, Some(ctx.server.addr), ctx.link);
+        match obs {
+            Observation::ClientHello(hello) => {
+                self.stats.client_hellos += 1;
+                let mut name = std::mem::take(&mut self.name);
+                let sni = hello.sni.map(|raw| {
+                    escape_name(raw, &mut name);
+                    name.as_str()
+                });
+                let is_name = sni.is_some_and(|s| s.parse::<IpAddr>().is_err());
+                let rule = sni
+                    .filter(|_| is_name)
+                    .and_then(|s| self.intel.matcher.name(s))
+                    .map(|m| m.rule);
+                self.event(
+                    ctx,
+                    dir,
+                    now,
+                    EventKind::TlsClientHello { sni, hello },
+                    rule,
+                    sink,
+                );
+                note.named |= is_name;
+                if let (Some(rule), Some(s)) = (rule, sni) {
+                    self.attribute(
+                        client,
+                        server,
+                        link,
+                        note,
+                        rule,
+                        Evidence::Sni,
+                        Some(s),
+                        Count::Connection,
+                        now,
+                    );
+                }
+                self.name = name;
+                self.decide(ctx, note, now);
+            }
+            Observation::HttpRequest(req) => {
+                self.stats.http_requests += 1;
+                let mut name = std::mem::take(&mut self.name);
+                let mut ua = std::mem::take(&mut self.ua);
+                let host = req.host.map(|h| {
+                    escape_name(h, &mut name);
+                    name.as_str()
+                });
+                let user_agent = req.user_agent.map(|u| {
+                    escape_text(u, &mut ua);
+                    ua.as_str()
+                });
+                let bare = host
+                    .map(host_without_port)
+                    .filter(|h| !h.is_empty() && h.parse::<IpAddr>().is_err());
+                let m = &self.intel.matcher;
+                let host_rule = bare.and_then(|h| m.name(h)).map(|x| x.rule);
+                let ua_rule = user_agent.and_then(|u| m.user_agent(u));
+                let path_rule = m.path(req.path);
+                self.event(
+                    ctx,
+                    dir,
+                    now,
+                    EventKind::HttpRequest {
+                        host,
+                        method: req.method,
+                        path: req.path,
+                        user_agent,
+                    },
+                    host_rule.or(ua_rule).or(path_rule),
+                    sink,
+                );
+                note.named |= bare.is_some();
+                if let Some(rule) = host_rule {
+                    self.attribute(
+                        client,
+                        server,
+                        link,
+                        note,
+                        rule,
+                        Evidence::HttpHost,
+                        bare,
+                        Count::Connection,
+                        now,
+                    );
+                }
+                if let Some(rule) = ua_rule {
+                    self.attribute(
+                        client,
+                        server,
+                        link,
+                        note,
+                        rule,
+                        Evidence::HttpUserAgent,
+                        bare,
+                        Count::Connection,
+                        now,
+                    );
+                }
+                if let Some(rule) = path_rule {
+                    self.attribute(
+                        client,
+                        server,
+                        link,
+                        note,
+                        rule,
+                        Evidence::HttpPath,
+                        bare,
+                        Count::Connection,
+                        now,
+                    );
+                }
+                self.name = name;
+                self.ua = ua;
+                self.decide(ctx, note, now);
+            }
+            Observation::HttpResponse(resp) => {
+                self.stats.http_responses += 1;
+                let mut media = std::mem::take(&mut self.media);
+                let content_type = resp.content_type.map(|v| {
+                    http::media_type(v, &mut media);
+                    media.as_str()
+                });
+                let rule = content_type.and_then(|t| self.intel.matcher.content_type(t));
+                self.event(
+                    ctx,
+                    dir,
+                    now,
+                    EventKind::HttpResponse {
+                        status: resp.status,
+                        content_type,
+                    },
+                    rule,
+                    sink,
+                );
+                if let Some(rule) = rule {
+                    self.attribute(
+                        client,
+                        server,
+                        link,
+                        note,
+                        rule,
+                        Evidence::HttpContentType,
+                        None,
+                        Count::Connection,
+                        now,
+                    );
+                }
+                self.media = media;
+            }
+            Observation::Dns(msg) => self.dns(ctx, note, dir, now, msg, sink),
+        }
+    }
+
+    /// A DNS message: questions are evidence for the sender, answers for the
+    /// receiver, and answers feed passive DNS.
+    pub fn dns(
+        &mut self,
+        ctx: &FlowCtx,
+        note: &mut FlowNote,
+        dir: Dir,
+        now: Timestamp,
+        msg: &DnsMessage,
+        sink: &mut dyn EventSink,
+    ) {
+        self.stats.dns_messages += 1;
+        let (src, dst) = ctx.endpoints(dir);
+        let link = if dir == Dir::ToServer {
+            ctx.link
+        } else {
+            LinkInfo::default()
+        };
+        if !msg.response {
+            for q in &msg.questions {
+                let name = msg.text(&q.name);
+                let rule = self.intel.matcher.name(name).map(|m| m.rule);
+                self.event(
+                    ctx,
+                    dir,
+                    now,
+                    EventKind::DnsQuery {
+                        name,
+                        qtype: q.qtype,
+                    },
+                    rule,
+                    sink,
+                );
+                if let Some(rule) = rule {
+                    self.attribute(
+                        src.addr,
+                        None,
+                        link,
+                        note,
+                        rule,
+                        Evidence::Dns,
+                        Some(name),
+                        Count::Query,
+                        now,
+                    );
+                }
+            }
+            return;
+        }
+        // The most specific vendor name in the question and CNAME chain.
+        let qname = msg.qname().unwrap_or("");
+        let cnames = msg.answers.iter().filter_map(|a| match &a.data {
+            AnswerData::Cname(t) => Some(msg.text(t)),
+            _ => None,
+        });
+        let matched = std::iter::once(qname)
+            .chain(cnames)
+            .find_map(|n| self.intel.matcher.name(n).map(|m| (n, m.rule)));
+        self.event(
+            ctx,
+            dir,
+            now,
+            EventKind::DnsAnswer { msg },
+            matched.map(|(_, r)| r),
+            sink,
+        );
+        if let Some((name, rule)) = matched {
+            self.attribute(
+                dst.addr,
+                None,
+                LinkInfo::default(),
+                note,
+                rule,
+                Evidence::Dns,
+                Some(name),
+                Count::Nothing,
+                now,
+            );
+        }
+        if unattributable(dst.addr) {
+            return;
+        }
+        let resolved: Arc<str> = matched.map(|(n, _)| n).unwrap_or(qname).into();
+        for a in &msg.answers {
+            if let AnswerData::Addr(addr) = a.data {
+                let resolution = Resolution {
+                    name: Arc::clone(&resolved),
+                    rule: matched.map(|(_, r)| r),
+                };
+                self.pdns.insert(now, dst.addr, addr, a.ttl, resolution);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_without_port;
+
+    #[test]
+    fn host_header_ports_and_brackets_are_removed() {
+        assert_eq!(
+            host_without_port("update.drweb.com:8080"),
+            "update.drweb.com"
+        );
+        assert_eq!(host_without_port("[2001:db8::1]:80"), "2001:db8::1");
+        assert_eq!(host_without_port("2001:db8::1"), "2001:db8::1");
+        assert_eq!(host_without_port("a.b"), "a.b");
+    }
+}

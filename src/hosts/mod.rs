@@ -1,0 +1,289 @@
+//! Hosts: which internal machines contact which vendor, on what evidence,
+//! since when and how often.
+//!
+//! [`Analysis`] receives the flow stage's conversations and the protocol
+//! records seen in them, attributes them to vendors through the feeds (names
+//! first, then passive DNS for bare addresses, then address ranges), and
+//! keeps one [`Contact`] per (host, vendor). The host is always the client of
+//! a conversation — the initiator — whatever its address. Every record can
+//! also be written as an [`Event`] to an [`EventSink`].
+//!
+//! Memory is bounded: hosts are capped ([`HostLimits`]), and each contact
+//! keeps at most [`MAX_NAMES`] names, [`MAX_SERVERS`] servers and
+//! [`MAX_RULES`] matched rules, counting what it had to leave out.
+
+mod attribute;
+mod event;
+pub mod pdns;
+
+pub use attribute::{Analysis, AnalysisStats, FlowCtx, FlowNote};
+pub use event::{Event, EventKind, EventSink, NoEvents, Transport};
+
+use crate::capture::Timestamp;
+use crate::feeds::{Purpose, RuleId, VendorId};
+use foldhash::HashMap;
+use std::net::IpAddr;
+
+/// Names kept per contact.
+pub const MAX_NAMES: usize = 32;
+/// Server addresses kept per contact.
+pub const MAX_SERVERS: usize = 32;
+/// Matched feed rules kept per contact.
+pub const MAX_RULES: usize = 16;
+
+/// Why a contact is attributed to a vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Evidence {
+    /// A DNS query or answer for a vendor name.
+    Dns,
+    /// A TLS ClientHello server name.
+    Sni,
+    /// An HTTP request Host header.
+    HttpHost,
+    /// An HTTP User-Agent matching a vendor pattern.
+    HttpUserAgent,
+    /// An HTTP request path matching a vendor pattern.
+    HttpPath,
+    /// An HTTP response media type used by a vendor.
+    HttpContentType,
+    /// The server address lies in a vendor's range.
+    Cidr,
+    /// The server address was resolved from a vendor name (no name on the connection).
+    PassiveDns,
+}
+
+impl Evidence {
+    /// All kinds, in report order.
+    pub const ALL: [Evidence; 8] = [
+        Evidence::Dns,
+        Evidence::Sni,
+        Evidence::HttpHost,
+        Evidence::HttpUserAgent,
+        Evidence::HttpPath,
+        Evidence::HttpContentType,
+        Evidence::Cidr,
+        Evidence::PassiveDns,
+    ];
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Dns => "dns",
+            Evidence::Sni => "sni",
+            Evidence::HttpHost => "http_host",
+            Evidence::HttpUserAgent => "http_user_agent",
+            Evidence::HttpPath => "http_path",
+            Evidence::HttpContentType => "http_content_type",
+            Evidence::Cidr => "cidr",
+            Evidence::PassiveDns => "passive_dns",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A small set stored as bits, for purposes and evidence kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bits(pub u16);
+
+/// One host's dealings with one vendor.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// The vendor.
+    pub vendor: VendorId,
+    /// Purposes of the matched rules (bits in [`Purpose::ALL`] order).
+    pub purposes: Bits,
+    /// Evidence kinds (bits in [`Evidence::ALL`] order).
+    pub evidence: Bits,
+    /// Names seen (sorted, at most [`MAX_NAMES`]).
+    pub names: Vec<Box<str>>,
+    /// Names left out because of the cap.
+    pub names_dropped: u64,
+    /// Server addresses contacted (sorted, at most [`MAX_SERVERS`]).
+    pub servers: Vec<IpAddr>,
+    /// Servers left out because of the cap.
+    pub servers_dropped: u64,
+    /// Feed rules that matched (at most [`MAX_RULES`]).
+    pub rules: Vec<RuleId>,
+    /// Conversations (TCP connections, UDP flows) with the vendor.
+    pub connections: u64,
+    /// DNS queries for the vendor's names.
+    pub dns_queries: u64,
+    /// First evidence.
+    pub first_seen: Timestamp,
+    /// Last evidence (or last packet of an attributed conversation).
+    pub last_seen: Timestamp,
+}
+
+impl Contact {
+    fn new(vendor: VendorId, now: Timestamp) -> Self {
+        Contact {
+            vendor,
+            purposes: Bits::default(),
+            evidence: Bits::default(),
+            names: Vec::new(),
+            names_dropped: 0,
+            servers: Vec::new(),
+            servers_dropped: 0,
+            rules: Vec::new(),
+            connections: 0,
+            dns_queries: 0,
+            first_seen: now,
+            last_seen: now,
+        }
+    }
+
+    /// The purposes, in order.
+    pub fn purposes(&self) -> impl Iterator<Item = Purpose> + '_ {
+        Purpose::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.purposes.0 & (1 << i) != 0)
+            .map(|(_, p)| p)
+    }
+
+    /// The evidence kinds, in order.
+    pub fn evidence(&self) -> impl Iterator<Item = Evidence> + '_ {
+        Evidence::ALL
+            .into_iter()
+            .filter(|e| self.evidence.0 & e.bit() != 0)
+    }
+
+    fn see(&mut self, now: Timestamp) {
+        self.first_seen = self.first_seen.min(now);
+        self.last_seen = self.last_seen.max(now);
+    }
+
+    fn add_name(&mut self, name: &str) {
+        match self.names.binary_search_by(|n| (**n).cmp(name)) {
+            Ok(_) => {}
+            Err(_) if self.names.len() >= MAX_NAMES => self.names_dropped += 1,
+            Err(i) => self.names.insert(i, name.into()),
+        }
+    }
+
+    fn add_server(&mut self, addr: IpAddr) {
+        match self.servers.binary_search(&addr) {
+            Ok(_) => {}
+            Err(_) if self.servers.len() >= MAX_SERVERS => self.servers_dropped += 1,
+            Err(i) => self.servers.insert(i, addr),
+        }
+    }
+
+    fn add_rule(&mut self, rule: RuleId, purpose: Purpose) {
+        if let Some(i) = Purpose::ALL.iter().position(|p| *p == purpose) {
+            self.purposes.0 |= 1 << i;
+        }
+        if !self.rules.contains(&rule) && self.rules.len() < MAX_RULES {
+            self.rules.push(rule);
+        }
+    }
+}
+
+/// A host that contacted at least one vendor.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its address.
+    pub ip: IpAddr,
+    /// The VLAN its packets carried (last seen).
+    pub vlan: Option<u16>,
+    /// Its Ethernet address (last seen).
+    pub mac: Option<[u8; 6]>,
+    /// One contact per vendor.
+    pub contacts: Vec<Contact>,
+}
+
+/// Limits of the host table.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    /// Hosts kept at most; contacts of further hosts are counted, not kept.
+    pub max_hosts: usize,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            max_hosts: 1_000_000,
+        }
+    }
+}
+
+/// All hosts with contacts.
+#[derive(Debug, Default)]
+pub struct HostTable {
+    limits: HostLimits,
+    hosts: HashMap<IpAddr, Host>,
+    /// Contacts not recorded because the table was full.
+    pub dropped: u64,
+}
+
+impl HostTable {
+    /// An empty table.
+    pub fn new(limits: HostLimits) -> Self {
+        HostTable {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    /// Hosts, sorted by address.
+    pub fn sorted(&self) -> Vec<&Host> {
+        let mut v: Vec<&Host> = self.hosts.values().collect();
+        v.sort_by_key(|h| h.ip);
+        v
+    }
+
+    /// Number of hosts.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Whether there are no hosts.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// The contact of `ip` with `vendor`, created if needed (`None` when the
+    /// host table is full).
+    fn contact(&mut self, ip: IpAddr, vendor: VendorId, now: Timestamp) -> Option<&mut Contact> {
+        if !self.hosts.contains_key(&ip) {
+            if self.hosts.len() >= self.limits.max_hosts {
+                self.dropped += 1;
+                return None;
+            }
+            self.hosts.insert(
+                ip,
+                Host {
+                    ip,
+                    vlan: None,
+                    mac: None,
+                    contacts: Vec::new(),
+                },
+            );
+        }
+        let host = self.hosts.get_mut(&ip)?;
+        let i = match host.contacts.iter().position(|c| c.vendor == vendor) {
+            Some(i) => i,
+            None => {
+                host.contacts.push(Contact::new(vendor, now));
+                host.contacts.len() - 1
+            }
+        };
+        let c = host.contacts.get_mut(i)?;
+        c.see(now);
+        Some(c)
+    }
+
+    fn set_link(&mut self, ip: IpAddr, link: crate::decode::LinkInfo) {
+        if let Some(h) = self.hosts.get_mut(&ip) {
+            if link.vlan.is_some() {
+                h.vlan = link.vlan;
+            }
+            if link.src_mac.is_some() {
+                h.mac = link.src_mac;
+            }
+        }
+    }
+}

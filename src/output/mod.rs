@@ -1,0 +1,10 @@
+//! Outputs: the per-host report (terminal table or JSON document) and the
+//! `--events` log of every extracted item (JSON Lines).
+
+pub mod events;
+pub mod report;
+pub mod table;
+pub mod time;
+
+pub use events::EventLog;
+pub use report::{Report, Summary};

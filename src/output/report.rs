@@ -1,0 +1,239 @@
+//! The report model: what `analyze` found, as serialisable structs. The JSON
+//! output is this model as is (schema in README, "JSON report"); the table
+//! is a view of it.
+
+use super::time::rfc3339;
+use crate::feeds::Intel;
+use crate::hosts::HostTable;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// A file that could not be read to its end.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputError {
+    /// The file.
+    pub file: String,
+    /// Byte offset where reading stopped (in the decompressed stream for gzip).
+    pub offset: Option<u64>,
+    /// What went wrong.
+    pub error: String,
+    /// Frames read from the file before the error (their results are kept).
+    pub frames_read: u64,
+}
+
+/// Totals for the whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Capture files given (after expanding folders).
+    pub files: usize,
+    /// Frames read.
+    pub packets: u64,
+    /// Captured bytes read.
+    pub bytes: u64,
+    /// First frame's time.
+    pub first_packet: Option<String>,
+    /// Last frame's time.
+    pub last_packet: Option<String>,
+    /// Seconds between them.
+    pub duration_s: f64,
+    /// Frames with inconsistent headers (counted, skipped).
+    pub malformed_packets: u64,
+    /// Frames cut by the snap length.
+    pub truncated_packets: u64,
+    /// Well-formed frames without IP (ARP, LLDP, ...).
+    pub non_ip_frames: u64,
+    /// Frames of link types phonehome does not decode, by LINKTYPE.
+    pub unsupported_link_frames: BTreeMap<u32, u64>,
+    /// IP fragments received.
+    pub ip_fragments: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled_datagrams: u64,
+    /// Incomplete datagrams dropped (timeout or memory cap).
+    pub fragments_dropped: u64,
+    /// Conversations tracked.
+    pub flows: u64,
+    /// Conversations not tracked because the flow table was full.
+    pub flows_refused: u64,
+    /// TCP directions whose reassembly was abandoned at the memory cap.
+    pub streams_abandoned: u64,
+    /// DNS messages parsed.
+    pub dns_messages: u64,
+    /// TLS ClientHellos parsed.
+    pub tls_client_hellos: u64,
+    /// HTTP requests parsed.
+    pub http_requests: u64,
+    /// HTTP responses parsed.
+    pub http_responses: u64,
+    /// Hosts with at least one vendor contact.
+    pub hosts_reported: usize,
+    /// Hosts per vendor id.
+    pub hosts_per_vendor: BTreeMap<String, usize>,
+    /// Contacts lost because the host table was full.
+    pub contacts_dropped: u64,
+    /// Passive DNS entries evicted at the cap.
+    pub pdns_evicted: u64,
+    /// Files that could not be read to the end.
+    pub input_errors: Vec<InputError>,
+    /// Vendors and rules loaded.
+    pub feeds: FeedSummary,
+}
+
+/// The feeds in use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeedSummary {
+    /// Vendors loaded.
+    pub vendors: usize,
+    /// Rules loaded.
+    pub rules: usize,
+}
+
+/// A matched feed rule, as evidence detail.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRef {
+    /// Match kind (suffix, exact, cidr, ...).
+    pub kind: &'static str,
+    /// The feed value.
+    pub value: String,
+    /// Its purpose.
+    pub purpose: &'static str,
+    /// vendor or community.
+    pub confidence: &'static str,
+    /// Where the feed entry comes from.
+    pub source: String,
+}
+
+/// One host's contact with one vendor.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactReport {
+    /// Vendor id.
+    pub vendor: String,
+    /// Vendor display name.
+    pub vendor_name: String,
+    /// Purposes of the matched rules.
+    pub purposes: Vec<&'static str>,
+    /// Evidence kinds.
+    pub evidence: Vec<&'static str>,
+    /// Names seen.
+    pub names: Vec<String>,
+    /// Server addresses contacted.
+    pub servers: Vec<IpAddr>,
+    /// Conversations with the vendor.
+    pub connections: u64,
+    /// DNS queries for vendor names.
+    pub dns_queries: u64,
+    /// First evidence.
+    pub first_seen: String,
+    /// Last evidence.
+    pub last_seen: String,
+    /// Periodicity analysis (filled by the beacon stage; null for now).
+    pub beacon: Option<serde_json::Value>,
+    /// The feed rules that matched.
+    pub rules: Vec<RuleRef>,
+    /// Names and servers left out of the lists above because of their caps.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    /// Its address.
+    pub ip: IpAddr,
+    /// VLAN, when tagged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// Ethernet address, when seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Its vendor contacts.
+    pub contacts: Vec<ContactReport>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Totals.
+    pub summary: Summary,
+    /// Hosts with contacts, sorted by address.
+    pub hosts: Vec<HostReport>,
+}
+
+impl Report {
+    /// Builds the host part of the report from the analysis, and completes
+    /// the summary's host and feed figures.
+    pub fn new(mut summary: Summary, hosts: &HostTable, intel: &Intel) -> Self {
+        let feeds = &intel.feeds;
+        let mut out = Vec::new();
+        for h in hosts.sorted() {
+            let mut contacts: Vec<ContactReport> = h
+                .contacts
+                .iter()
+                .filter_map(|c| {
+                    let vendor = feeds.vendors.get(usize::from(c.vendor))?;
+                    Some(ContactReport {
+                        vendor: vendor.id.clone(),
+                        vendor_name: vendor.name.clone(),
+                        purposes: c.purposes().map(|p| p.as_str()).collect(),
+                        evidence: c.evidence().map(|e| e.as_str()).collect(),
+                        names: c.names.iter().map(|n| n.to_string()).collect(),
+                        servers: c.servers.clone(),
+                        connections: c.connections,
+                        dns_queries: c.dns_queries,
+                        first_seen: rfc3339(c.first_seen),
+                        last_seen: rfc3339(c.last_seen),
+                        beacon: None,
+                        rules: c
+                            .rules
+                            .iter()
+                            .filter_map(|r| feeds.rule(*r))
+                            .map(|r| RuleRef {
+                                kind: r.kind.key(),
+                                value: r.value.clone(),
+                                purpose: r.purpose.as_str(),
+                                confidence: match r.confidence {
+                                    crate::feeds::Confidence::Vendor => "vendor",
+                                    crate::feeds::Confidence::Community => "community",
+                                },
+                                source: r.source.clone(),
+                            })
+                            .collect(),
+                        omitted: c.names_dropped + c.servers_dropped,
+                    })
+                })
+                .collect();
+            contacts.sort_by(|a, b| a.vendor.cmp(&b.vendor));
+            for c in &contacts {
+                *summary
+                    .hosts_per_vendor
+                    .entry(c.vendor.clone())
+                    .or_default() += 1;
+            }
+            out.push(HostReport {
+                ip: h.ip,
+                vlan: h.vlan,
+                mac: h.mac.map(|m| {
+                    m.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":")
+                }),
+                contacts,
+            });
+        }
+        summary.hosts_reported = out.len();
+        summary.contacts_dropped = hosts.dropped;
+        summary.feeds = FeedSummary {
+            vendors: feeds.vendors.len(),
+            rules: feeds.rules.len(),
+        };
+        Report {
+            summary,
+            hosts: out,
+        }
+    }
+}
