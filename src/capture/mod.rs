@@ -101,3 +101,22 @@ pub struct Frame<'a> {
     /// The frame's length on the wire.
     pub orig_len: u32,
 }
+
+/// Reads a `u16` in the file's byte order (0 past the end: callers check
+/// lengths first; this only keeps a missed check from panicking).
+pub(crate) fn rd16(b: &[u8], at: usize, big_endian: bool) -> u16 {
+    match (crate::bytes::be16(b, at), crate::bytes::le16(b, at)) {
+        (Some(v), _) if big_endian => v,
+        (_, Some(v)) if !big_endian => v,
+        _ => 0,
+    }
+}
+
+/// Reads a `u32` in the file's byte order (0 past the end, as [`rd16`]).
+pub(crate) fn rd32(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    match crate::bytes::be32(b, at) {
+        Some(v) if big_endian => v,
+        Some(v) => v.swap_bytes(),
+        None => 0,
+    }
+}

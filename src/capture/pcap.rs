@@ -5,7 +5,7 @@
 //! headers are read.
 
 use super::window::Window;
-use super::{CaptureError, MAX_RECORD_LEN, Timestamp};
+use super::{CaptureError, MAX_RECORD_LEN, Timestamp, rd32};
 
 /// Length of the file header.
 const FILE_HEADER_LEN: usize = 24;
@@ -57,18 +57,6 @@ fn truncated(what: &'static str, w: &Window, need: usize, have: usize) -> Captur
     }
 }
 
-fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    if big_endian {
-        u32::from_be_bytes(a)
-    } else {
-        u32::from_le_bytes(a)
-    }
-}
-
 /// Reads and checks the file header.
 pub(crate) fn read_header(w: &mut Window) -> Result<PcapHeader, CaptureError> {
     let have = fill(w, FILE_HEADER_LEN)?;
@@ -76,14 +64,14 @@ pub(crate) fn read_header(w: &mut Window) -> Result<PcapHeader, CaptureError> {
         return Err(truncated("pcap file header", w, FILE_HEADER_LEN, have));
     }
     let b = w.bytes();
-    let le = u32_at(b, 0, false);
+    let le = rd32(b, 0, false);
     let (big_endian, magic) = if [MAGIC_MICRO, MAGIC_NANO, MAGIC_MODIFIED].contains(&le) {
         (false, le)
     } else {
-        (true, u32_at(b, 0, true))
+        (true, rd32(b, 0, true))
     };
-    let major = (u32_at(b, 4, big_endian) & 0xffff) as u16;
-    let minor = (u32_at(b, 4, big_endian) >> 16) as u16;
+    let major = (rd32(b, 4, big_endian) & 0xffff) as u16;
+    let minor = (rd32(b, 4, big_endian) >> 16) as u16;
     let (major, minor) = if big_endian {
         // In big-endian files the two u16 fields come out swapped by the u32 read.
         (minor, major)
@@ -97,7 +85,7 @@ pub(crate) fn read_header(w: &mut Window) -> Result<PcapHeader, CaptureError> {
             format!("unsupported pcap version {major}.{minor} (only 2.x exists in practice)"),
         ));
     }
-    let linktype = u32_at(b, 20, big_endian) & 0xffff;
+    let linktype = rd32(b, 20, big_endian) & 0xffff;
     w.consume(FILE_HEADER_LEN);
     Ok(PcapHeader {
         big_endian,
@@ -118,10 +106,10 @@ pub(crate) fn next_record(w: &mut Window, h: &PcapHeader) -> Result<Option<Locat
         return Err(truncated("pcap record header", w, hl, have));
     }
     let b = w.bytes();
-    let secs = u32_at(b, 0, h.big_endian);
-    let frac = u32_at(b, 4, h.big_endian);
-    let caplen = u32_at(b, 8, h.big_endian) as usize;
-    let orig_len = u32_at(b, 12, h.big_endian);
+    let secs = rd32(b, 0, h.big_endian);
+    let frac = rd32(b, 4, h.big_endian);
+    let caplen = rd32(b, 8, h.big_endian) as usize;
+    let orig_len = rd32(b, 12, h.big_endian);
     if caplen > MAX_RECORD_LEN {
         return Err(CaptureError::corrupt(
             "pcap record header",

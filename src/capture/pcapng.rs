@@ -7,7 +7,7 @@
 
 use super::pcap::Located;
 use super::window::Window;
-use super::{CaptureError, MAX_BLOCK_LEN, MAX_RECORD_LEN, Timestamp};
+use super::{CaptureError, MAX_BLOCK_LEN, MAX_RECORD_LEN, Timestamp, rd16, rd32};
 
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 0x0000_0001;
@@ -81,30 +81,6 @@ fn fill(w: &mut Window, need: usize) -> Result<usize, CaptureError> {
     let offset = w.offset();
     w.fill(need)
         .map_err(|source| CaptureError::Read { offset, source })
-}
-
-fn rd16(b: &[u8], at: usize, be: bool) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(at..at + 2) {
-        a.copy_from_slice(s);
-    }
-    if be {
-        u16::from_be_bytes(a)
-    } else {
-        u16::from_le_bytes(a)
-    }
-}
-
-fn rd32(b: &[u8], at: usize, be: bool) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    if be {
-        u32::from_be_bytes(a)
-    } else {
-        u32::from_le_bytes(a)
-    }
 }
 
 /// Walks the options of a block body, calling `f(code, value)` for each.
@@ -227,8 +203,8 @@ impl PcapNgState {
                     self.interface(body, offset)?;
                     None
                 }
-                EPB => self.enhanced_packet(body, offset)?,
-                OPB => self.obsolete_packet(body, offset)?,
+                EPB => self.packet(body, offset, false)?,
+                OPB => self.packet(body, offset, true)?,
                 SPB => self.simple_packet(body, offset)?,
                 _ => None,
             };
@@ -353,27 +329,14 @@ impl PcapNgState {
         }))
     }
 
-    fn enhanced_packet(
+    /// An enhanced (6) or obsolete (2) packet block: both hold an
+    /// interface id (32 or 16 bits), a 64-bit timestamp, the captured and
+    /// original lengths, then the data at byte 20.
+    fn packet(
         &mut self,
         body: &[u8],
         offset: u64,
-    ) -> Result<Option<Located>, CaptureError> {
-        let be = self.big_endian;
-        if body.len() < 20 {
-            return Err(CaptureError::corrupt(
-                "pcapng enhanced packet block",
-                offset,
-                "body shorter than 20 bytes",
-            ));
-        }
-        let ts = (rd32(body, 4, be), rd32(body, 8, be));
-        self.timed_packet(body, offset, rd32(body, 0, be), ts, 20)
-    }
-
-    fn obsolete_packet(
-        &mut self,
-        body: &[u8],
-        offset: u64,
+        obsolete: bool,
     ) -> Result<Option<Located>, CaptureError> {
         let be = self.big_endian;
         if body.len() < 20 {
@@ -383,8 +346,13 @@ impl PcapNgState {
                 "body shorter than 20 bytes",
             ));
         }
+        let if_id = if obsolete {
+            u32::from(rd16(body, 0, be))
+        } else {
+            rd32(body, 0, be)
+        };
         let ts = (rd32(body, 4, be), rd32(body, 8, be));
-        self.timed_packet(body, offset, u32::from(rd16(body, 0, be)), ts, 20)
+        self.timed_packet(body, offset, if_id, ts, 20)
     }
 
     fn simple_packet(&mut self, body: &[u8], offset: u64) -> Result<Option<Located>, CaptureError> {

@@ -292,19 +292,12 @@ impl DnsMessage {
 }
 
 /// Appends a label, escaping bytes that are not printable ASCII (and the
-/// dot and backslash) as `\DDD`, the RFC 1035 master-file form, so a hostile
-/// name can never carry control characters into a log or terminal.
+/// dot and backslash, which would change the name's meaning) as `\DDD`, so a
+/// hostile name can never carry control characters into a log or terminal.
 fn push_label(out: &mut String, label: &[u8]) {
-    for &b in label {
-        if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
-            out.push(char::from(b));
-        } else {
-            out.push('\\');
-            out.push(char::from(b'0' + b / 100));
-            out.push(char::from(b'0' + (b / 10) % 10));
-            out.push(char::from(b'0' + b % 10));
-        }
-    }
+    super::push_escaped(out, label, |b| {
+        b.is_ascii_graphic() && b != b'.' && b != b'\\'
+    });
 }
 
 /// Whether a UDP payload on a DNS port looks like a DNS message (header

@@ -26,8 +26,16 @@ pub fn escape_text(raw: &[u8], out: &mut String) {
 
 fn escape(raw: &[u8], out: &mut String, spaces: bool) {
     out.clear();
+    push_escaped(out, raw, |b| {
+        (b.is_ascii_graphic() || (spaces && b == b' ')) && b != b'\\'
+    });
+}
+
+/// Appends `raw` to `out`, keeping the bytes `keep` accepts and writing
+/// every other byte as `\DDD` (decimal, the RFC 1035 master-file form).
+pub(crate) fn push_escaped(out: &mut String, raw: &[u8], keep: impl Fn(u8) -> bool) {
     for &b in raw {
-        if (b.is_ascii_graphic() || (spaces && b == b' ')) && b != b'\\' {
+        if keep(b) {
             out.push(char::from(b));
         } else {
             out.push('\\');
