@@ -100,6 +100,23 @@ fn ctx_of(f: &Flow<FlowNote>) -> FlowCtx {
     }
 }
 
+/// The flow table's view of a packet.
+fn packet_info(p: &Packet<'_>, proto: u8, sport: u16, dport: u16, tcp_flags: u8) -> PacketInfo {
+    PacketInfo {
+        proto,
+        src: Endpoint {
+            addr: p.src,
+            port: sport,
+        },
+        dst: Endpoint {
+            addr: p.dst,
+            port: dport,
+        },
+        tcp_flags,
+        link: p.link,
+    }
+}
+
 /// Who started a TCP conversation, judged from its first packet seen.
 fn tcp_initiator(flags: u8, payload: &[u8], sport: u16, dport: u16) -> Initiator {
     if flags & tcpflags::SYN != 0 {
@@ -208,21 +225,7 @@ impl Engine {
         wire_len: u32,
         events: &mut dyn EventSink,
     ) {
-        let src = Endpoint {
-            addr: p.src,
-            port: seg.sport,
-        };
-        let dst = Endpoint {
-            addr: p.dst,
-            port: seg.dport,
-        };
-        let info = PacketInfo {
-            proto: ipproto::TCP,
-            src,
-            dst,
-            tcp_flags: seg.flags,
-            link: p.link,
-        };
+        let info = packet_info(p, ipproto::TCP, seg.sport, seg.dport, seg.flags);
         let slot = self.flows.lookup(
             ts,
             &info,
@@ -285,21 +288,8 @@ impl Engine {
         wire_len: u32,
         events: &mut dyn EventSink,
     ) {
-        let src = Endpoint {
-            addr: p.src,
-            port: udp.sport,
-        };
-        let dst = Endpoint {
-            addr: p.dst,
-            port: udp.dport,
-        };
-        let info = PacketInfo {
-            proto: ipproto::UDP,
-            src,
-            dst,
-            tcp_flags: 0,
-            link: p.link,
-        };
+        let info = packet_info(p, ipproto::UDP, udp.sport, udp.dport, 0);
+        let (src, dst) = (info.src, info.dst);
         let slot = self.flows.lookup(
             ts,
             &info,

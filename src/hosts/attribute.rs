@@ -199,6 +199,24 @@ impl Analysis {
         self.hosts.set_link(host, link);
     }
 
+    /// Records evidence found on a conversation, for its client and server.
+    #[allow(clippy::too_many_arguments)]
+    fn attribute_flow(
+        &mut self,
+        ctx: &FlowCtx,
+        note: &mut FlowNote,
+        rule: RuleId,
+        evidence: Evidence,
+        name: Option<&str>,
+        count: Count,
+        now: Timestamp,
+    ) {
+        let (host, server) = (ctx.client.addr, Some(ctx.server.addr));
+        self.attribute(
+            host, server, ctx.link, note, rule, evidence, name, count, now,
+        );
+    }
+
     /// A conversation starts: address-range evidence and passive DNS lookup.
     pub fn flow_start(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
         note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
@@ -213,17 +231,7 @@ impl Analysis {
             } else {
                 Count::Connection
             };
-            self.attribute(
-                ctx.client.addr,
-                Some(ctx.server.addr),
-                ctx.link,
-                note,
-                rule,
-                Evidence::Cidr,
-                None,
-                count,
-                now,
-            );
+            self.attribute_flow(ctx, note, rule, Evidence::Cidr, None, count, now);
         }
         if note.dns {
             note.decided = true;
@@ -250,10 +258,8 @@ impl Analysis {
         if let Some(res) = note.pending.take()
             && let Some(rule) = res.rule
         {
-            self.attribute(
-                ctx.client.addr,
-                Some(ctx.server.addr),
-                ctx.link,
+            self.attribute_flow(
+                ctx,
                 note,
                 rule,
                 Evidence::PassiveDns,
@@ -318,7 +324,6 @@ impl Analysis {
         obs: &Observation<'_>,
         sink: &mut dyn EventSink,
     ) {
-        let (client, server, link) = (ctx.client.addr, Some(ctx.server.addr), ctx.link);
         match obs {
             Observation::ClientHello(hello) => {
                 self.stats.client_hellos += 1;
@@ -342,10 +347,8 @@ impl Analysis {
                 );
                 note.named |= is_name;
                 if let (Some(rule), Some(s)) = (rule, sni) {
-                    self.attribute(
-                        client,
-                        server,
-                        link,
+                    self.attribute_flow(
+                        ctx,
                         note,
                         rule,
                         Evidence::Sni,
@@ -391,10 +394,8 @@ impl Analysis {
                 );
                 note.named |= bare.is_some();
                 if let Some(rule) = host_rule {
-                    self.attribute(
-                        client,
-                        server,
-                        link,
+                    self.attribute_flow(
+                        ctx,
                         note,
                         rule,
                         Evidence::HttpHost,
@@ -404,10 +405,8 @@ impl Analysis {
                     );
                 }
                 if let Some(rule) = ua_rule {
-                    self.attribute(
-                        client,
-                        server,
-                        link,
+                    self.attribute_flow(
+                        ctx,
                         note,
                         rule,
                         Evidence::HttpUserAgent,
@@ -417,10 +416,8 @@ impl Analysis {
                     );
                 }
                 if let Some(rule) = path_rule {
-                    self.attribute(
-                        client,
-                        server,
-                        link,
+                    self.attribute_flow(
+                        ctx,
                         note,
                         rule,
                         Evidence::HttpPath,
@@ -453,10 +450,8 @@ impl Analysis {
                     sink,
                 );
                 if let Some(rule) = rule {
-                    self.attribute(
-                        client,
-                        server,
-                        link,
+                    self.attribute_flow(
+                        ctx,
                         note,
                         rule,
                         Evidence::HttpContentType,
