@@ -68,6 +68,11 @@ pub struct AnalyzeArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Worker threads (default: one per core). Packets are sharded by host;
+    /// the report is the same for any number. 1 runs everything on one thread.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+
     /// Memory caps and timeouts.
     #[command(flatten, next_help_heading = "Limits")]
     pub limits: LimitArgs,

@@ -16,7 +16,10 @@
 //!    bare addresses) and keeps per-host contact records.
 //! 7. [`output`] writes the report (table or JSON) and the event log.
 //!
-//! [`analyze`] wires the stages together for offline analysis.
+//! [`analyze`] wires the stages together for offline analysis, on one thread
+//! or through the [`pipeline`]: a dispatcher shards packets by host to N
+//! worker threads that each own a share of every stage's state, and their
+//! results are merged.
 //!
 //! Promises: no stage panics on any input; every buffer that input can grow
 //! has a documented cap; the per-packet path borrows packet bytes and does
@@ -34,4 +37,5 @@ pub mod feeds;
 pub mod flow;
 pub mod hosts;
 pub mod output;
+pub mod pipeline;
 pub mod protocols;

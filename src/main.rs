@@ -11,9 +11,9 @@ use phonehome::cli::{AnalyzeArgs, Cli, Command, FeedsCommand, Format};
 use phonehome::decode::defrag::DefragLimits;
 use phonehome::feeds::{self, Intel};
 use phonehome::flow::FlowLimits;
+use phonehome::hosts::HostLimits;
 use phonehome::hosts::pdns::PdnsLimits;
-use phonehome::hosts::{EventSink, HostLimits, NoEvents};
-use phonehome::output::{EventLog, table};
+use phonehome::output::table;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -73,9 +73,9 @@ fn limits(a: &phonehome::cli::LimitArgs) -> Limits {
 }
 
 /// Opens an output file, or standard output for `-`.
-fn create(path: &Path) -> Result<Box<dyn Write>> {
+fn create(path: &Path) -> Result<Box<dyn Write + Send>> {
     if path == Path::new("-") {
-        return Ok(Box::new(io::stdout().lock()));
+        return Ok(Box::new(io::stdout()));
     }
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(Box::new(f))
@@ -84,30 +84,30 @@ fn create(path: &Path) -> Result<Box<dyn Write>> {
 fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
     let feeds = feeds::load(args.feeds.as_deref()).context("cannot load the feeds")?;
     let intel = Arc::new(Intel::new(feeds));
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let opts = Options {
         inputs: args.inputs.clone(),
         internal: args.internal.clone(),
         limits: limits(&args.limits),
         progress: !args.quiet,
+        threads: threads.max(1),
     };
-    let mut log = match &args.events {
-        Some(p) => Some(EventLog::new(BufWriter::with_capacity(1 << 20, create(p)?))),
+    let events = match &args.events {
+        Some(p) => Some(Box::new(BufWriter::with_capacity(1 << 20, create(p)?)) as Box<_>),
         None => None,
     };
-    let mut none = NoEvents;
-    let sink: &mut dyn EventSink = match log.as_mut() {
-        Some(l) => l,
-        None => &mut none,
-    };
-    let report = analyze::run(intel, &opts, sink)?;
-    if let Some(log) = log {
-        log.finish().with_context(|| {
+    let outcome = analyze::run(intel, &opts, events)?;
+    if let Some(result) = outcome.events {
+        result.with_context(|| {
             format!(
                 "cannot write events to {}",
                 args.events.as_deref().unwrap_or(Path::new("-")).display()
             )
         })?;
     }
+    let report = outcome.report;
     let text = match args.format {
         Format::Table => table::render(&report),
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",

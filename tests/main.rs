@@ -15,3 +15,6 @@ mod cli;
 
 /// Damaged and hostile files: clear errors, no panics, results kept.
 mod damaged;
+
+/// One thread and N threads: the same report and the same events.
+mod parallel;

@@ -3,16 +3,19 @@
 //! state and the reusable buffers, and is the unit a worker thread runs.
 
 use crate::capture::{Frame, Timestamp};
-use crate::decode::defrag::{DefragLimits, Defragmenter};
+use crate::decode::defrag::{DefragLimits, DefragStats, Defragmenter, Reassembled};
 use crate::decode::{self, Decoded, Packet, Transport as L4, ipproto, tcpflags};
 use crate::feeds::Intel;
 use crate::flow::stream::{Observation, Scratch};
 use crate::flow::tcp::{MemBudget, Sink};
 use crate::flow::{
-    Dir, Endpoint, Flow, FlowLimits, FlowTable, Initiator, PacketInfo, Slot, initiator_by_ports,
+    Dir, Endpoint, Flow, FlowLimits, FlowStats, FlowTable, Initiator, PacketInfo, Slot,
+    initiator_by_ports,
 };
 use crate::hosts::pdns::PdnsLimits;
-use crate::hosts::{Analysis, EventSink, FlowCtx, FlowNote, HostLimits, Transport};
+use crate::hosts::{
+    Analysis, AnalysisStats, EventSink, FlowCtx, FlowNote, HostLimits, HostTable, Transport,
+};
 use crate::protocols::{dns, http, tls};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -137,6 +140,13 @@ fn tcp_initiator(flags: u8, payload: &[u8], sport: u16, dport: u16) -> Initiator
     initiator_by_ports(sport, dport)
 }
 
+/// Whether a UDP datagram is a DNS response the engine would parse.
+pub fn carries_dns_answer(sport: u16, dport: u16, payload: &[u8]) -> bool {
+    (DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport))
+        && dns::plausible(payload)
+        && payload.get(2).is_some_and(|b| b & 0x80 != 0)
+}
+
 /// Who started a UDP conversation: the asker of a DNS query, else by ports.
 fn udp_initiator(payload: &[u8], sport: u16, dport: u16) -> Initiator {
     let dns_port = DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport);
@@ -162,20 +172,24 @@ impl Engine {
             budget: MemBudget::new(limits.stream_memory),
             ended: Vec::new(),
             reassembled: Vec::new(),
-            now: Timestamp::default(),
+            now: Timestamp(i64::MIN),
             counters: Counters::default(),
         }
     }
 
+    /// Moves the engine's clock to `now`, the latest time of the whole input
+    /// (a worker sees only its share of the packets; the dispatcher tells it
+    /// the time of the rest, so timeouts fall as they would on one thread).
+    pub fn advance_clock(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+        self.flows.advance(self.now);
+    }
+
     /// Processes one captured frame.
     pub fn process(&mut self, frame: &Frame<'_>, events: &mut dyn EventSink) {
-        let c = &mut self.counters;
-        c.packets += 1;
-        c.bytes += frame.data.len() as u64;
-        c.first = Some(c.first.map_or(frame.ts, |f| f.min(frame.ts)));
-        c.last = Some(c.last.map_or(frame.ts, |l| l.max(frame.ts)));
+        self.counters.count(frame);
         let ts = frame.ts;
-        self.now = self.now.max(ts);
+        self.advance_clock(ts);
         match decode::decode(frame.linktype, frame.data) {
             Decoded::Packet(p) => self.packet(&p, ts, frame.orig_len, &mut *events),
             Decoded::Fragment(f) => {
@@ -204,6 +218,56 @@ impl Engine {
         self.flows
             .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
         self.end_flows(events);
+    }
+
+    /// Processes a datagram that the dispatcher reassembled from fragments
+    /// (whose frames it counted).
+    pub fn process_datagram(
+        &mut self,
+        d: &Reassembled<'_>,
+        ts: Timestamp,
+        events: &mut dyn EventSink,
+    ) {
+        self.advance_clock(ts);
+        match decode::decode_reassembled(d.link, d.src, d.dst, d.proto, d.payload) {
+            Decoded::Packet(p) => {
+                let len = u32::try_from(d.payload.len()).unwrap_or(u32::MAX);
+                self.packet(&p, ts, len, &mut *events);
+            }
+            Decoded::Malformed(_) => self.counters.malformed += 1,
+            _ => {}
+        }
+        self.flows
+            .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
+        self.end_flows(events);
+    }
+
+    /// Learns the answers of a DNS response that belongs to another worker's
+    /// host (passive DNS only: no flow, no evidence, no counts).
+    pub fn learn_dns(&mut self, frame: &Frame<'_>) {
+        self.advance_clock(frame.ts);
+        if let Decoded::Packet(p) = decode::decode(frame.linktype, frame.data) {
+            self.learn_packet(&p, frame.ts);
+        }
+    }
+
+    /// [`Engine::learn_dns`] for a datagram reassembled from fragments.
+    pub fn learn_dns_datagram(&mut self, d: &Reassembled<'_>, ts: Timestamp) {
+        self.advance_clock(ts);
+        if let Decoded::Packet(p) =
+            decode::decode_reassembled(d.link, d.src, d.dst, d.proto, d.payload)
+        {
+            self.learn_packet(&p, ts);
+        }
+    }
+
+    fn learn_packet(&mut self, p: &Packet<'_>, ts: Timestamp) {
+        if let L4::Udp(u) = p.transport
+            && carries_dns_answer(u.sport, u.dport, u.payload)
+            && self.scratch.dns.parse(u.payload)
+        {
+            self.analysis.learn(ts, p.dst, &self.scratch.dns);
+        }
     }
 
     fn packet(&mut self, p: &Packet<'_>, ts: Timestamp, wire_len: u32, events: &mut dyn EventSink) {
@@ -371,18 +435,80 @@ impl Engine {
         self.end_flows(events);
     }
 
-    /// Flow-table counters.
-    pub fn flow_stats(&self) -> crate::flow::FlowStats {
-        self.flows.stats()
+    /// Every counter of every stage so far.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            counters: self.counters.clone(),
+            flows: self.flows.stats(),
+            defrag: self.defrag.stats(),
+            streams_abandoned: self.budget.refusals,
+            analysis: self.analysis.stats,
+            pdns_evicted: self.analysis.pdns.evicted,
+        }
     }
 
-    /// Reassembly counters.
-    pub fn defrag_stats(&self) -> crate::decode::defrag::DefragStats {
-        self.defrag.stats()
+    /// The counters and the host table, once the input is finished.
+    pub fn into_results(self) -> (EngineStats, HostTable) {
+        let stats = self.stats();
+        (stats, self.analysis.hosts)
+    }
+}
+
+impl Counters {
+    /// Counts one frame.
+    pub fn count(&mut self, frame: &Frame<'_>) {
+        self.packets += 1;
+        self.bytes += frame.data.len() as u64;
+        self.first = Some(self.first.map_or(frame.ts, |f| f.min(frame.ts)));
+        self.last = Some(self.last.map_or(frame.ts, |l| l.max(frame.ts)));
     }
 
-    /// TCP streams given up at the memory cap.
-    pub fn streams_abandoned(&self) -> u64 {
-        self.budget.refusals
+    /// Adds another stage's counters to these.
+    pub fn merge(&mut self, o: &Counters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.first = match (self.first, o.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = match (self.last, o.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.malformed += o.malformed;
+        self.truncated += o.truncated;
+        self.non_ip += o.non_ip;
+        for (lt, n) in &o.unsupported_link {
+            *self.unsupported_link.entry(*lt).or_default() += n;
+        }
+    }
+}
+
+/// The counters of an engine (or of several, merged).
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// Packet counters.
+    pub counters: Counters,
+    /// Flow table.
+    pub flows: FlowStats,
+    /// IP reassembly.
+    pub defrag: DefragStats,
+    /// TCP directions given up at the memory cap.
+    pub streams_abandoned: u64,
+    /// Protocol records parsed.
+    pub analysis: AnalysisStats,
+    /// Passive DNS entries evicted at the cap.
+    pub pdns_evicted: u64,
+}
+
+impl EngineStats {
+    /// Adds another engine's counters to these.
+    pub fn merge(&mut self, o: &EngineStats) {
+        self.counters.merge(&o.counters);
+        self.flows.merge(&o.flows);
+        self.defrag.merge(&o.defrag);
+        self.streams_abandoned += o.streams_abandoned;
+        self.analysis.merge(&o.analysis);
+        self.pdns_evicted += o.pdns_evicted;
     }
 }

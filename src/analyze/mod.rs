@@ -5,15 +5,18 @@
 
 mod engine;
 
-pub use engine::{Counters, Engine, Limits};
+pub use engine::{Counters, Engine, EngineStats, Limits, carries_dns_answer};
 
 use crate::capture::{Timeline, find_captures};
 use crate::feeds::Intel;
-use crate::hosts::EventSink;
+use crate::hosts::{EventSink, HostTable, NoEvents};
+use crate::output::EventLog;
 use crate::output::report::InputError;
 use crate::output::time::rfc3339;
 use crate::output::{Report, Summary};
+use crate::pipeline::{Merged, Pipeline};
 use ipnet::IpNet;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,6 +31,17 @@ pub struct Options {
     pub limits: Limits,
     /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Worker threads (1: everything on the calling thread).
+    pub threads: usize,
+}
+
+/// What an analysis produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report.
+    pub report: Report,
+    /// Event lines written, or the first error writing them (with events).
+    pub events: Option<io::Result<u64>>,
 }
 
 /// Why an analysis could not run at all.
@@ -45,18 +59,22 @@ pub enum AnalyzeError {
     /// The inputs hold no capture files.
     #[error("no capture files found in the given inputs")]
     NoCaptures,
+    /// A worker thread could not be started.
+    #[error("cannot start worker threads: {0}")]
+    Threads(#[source] io::Error),
 }
 
 /// Packets between progress-bar updates.
 const PROGRESS_EVERY: u64 = 1 << 16;
 
 /// Runs an offline analysis. Unreadable or damaged files do not stop it:
-/// they are listed in the report's `summary.input_errors`.
+/// they are listed in the report's `summary.input_errors`. With `events`,
+/// every extracted record is written there as a JSON line.
 pub fn run(
     intel: Arc<Intel>,
     opts: &Options,
-    events: &mut dyn EventSink,
-) -> Result<Report, AnalyzeError> {
+    events: Option<Box<dyn Write + Send>>,
+) -> Result<Outcome, AnalyzeError> {
     let files = find_captures(&opts.inputs)
         .map_err(|(path, source)| AnalyzeError::Input { path, source })?;
     if files.is_empty() {
@@ -67,29 +85,94 @@ pub fn run(
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
-    let progress = progress_bar(opts.progress, total_bytes);
+    let mut progress = Progress::new(opts.progress, total_bytes);
     let file_count = files.len();
     let mut timeline = Timeline::new(files);
-    let mut engine = Engine::new(Arc::clone(&intel), opts.internal.clone(), &opts.limits);
-    let started = std::time::Instant::now();
-    let mut n = 0u64;
+    let merged = if opts.threads <= 1 {
+        one_thread(&intel, opts, &mut timeline, events, &mut progress)
+    } else {
+        let mut pipeline = Pipeline::new(
+            Arc::clone(&intel),
+            opts.internal.clone(),
+            &opts.limits,
+            opts.threads,
+            events,
+        )
+        .map_err(AnalyzeError::Threads)?;
+        while let Some(frame) = timeline.next_frame() {
+            pipeline.push(&frame);
+            progress.tick(&timeline);
+        }
+        pipeline.finish()
+    };
+    progress.done();
+    let summary = summarize(&merged.stats, &timeline, file_count);
+    Ok(Outcome {
+        report: Report::new(summary, &merged.hosts, &intel),
+        events: merged.events,
+    })
+}
+
+/// The whole analysis on the calling thread: one engine, no dispatch.
+fn one_thread(
+    intel: &Arc<Intel>,
+    opts: &Options,
+    timeline: &mut Timeline,
+    events: Option<Box<dyn Write + Send>>,
+    progress: &mut Progress,
+) -> Merged {
+    let mut engine = Engine::new(Arc::clone(intel), opts.internal.clone(), &opts.limits);
+    let mut log = events.map(EventLog::new);
+    let mut none = NoEvents;
+    let sink: &mut dyn EventSink = match log.as_mut() {
+        Some(l) => l,
+        None => &mut none,
+    };
     while let Some(frame) = timeline.next_frame() {
-        engine.process(&frame, &mut *events);
-        n += 1;
-        if n.is_multiple_of(PROGRESS_EVERY)
-            && let Some(pb) = &progress
-        {
-            pb.set_position(timeline.bytes_read());
-            let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            pb.set_message(format!("{:.0} pkt/s", rate));
+        engine.process(&frame, &mut *sink);
+        progress.tick(timeline);
+    }
+    engine.finish(sink);
+    let (stats, hosts): (EngineStats, HostTable) = engine.into_results();
+    Merged {
+        stats,
+        hosts,
+        events: log.map(EventLog::finish),
+    }
+}
+
+/// The progress bar, updated every [`PROGRESS_EVERY`] frames.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    frames: u64,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: u64) -> Self {
+        Progress {
+            bar: progress_bar(enabled, total),
+            frames: 0,
+            started: std::time::Instant::now(),
         }
     }
-    engine.finish(&mut *events);
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
+
+    fn tick(&mut self, timeline: &Timeline) {
+        self.frames += 1;
+        if self.frames.is_multiple_of(PROGRESS_EVERY)
+            && let Some(pb) = &self.bar
+        {
+            pb.set_position(timeline.bytes_read());
+            let rate = self.frames as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            pb.set_message(format!("{rate:.0} pkt/s"));
+        }
     }
-    let summary = summarize(&engine, &timeline, file_count);
-    Ok(Report::new(summary, &engine.analysis.hosts, &intel))
+
+    fn done(self) {
+        if let Some(pb) = self.bar {
+            pb.finish_and_clear();
+        }
+    }
 }
 
 fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
@@ -105,11 +188,11 @@ fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-fn summarize(engine: &Engine, timeline: &Timeline, files: usize) -> Summary {
-    let c = &engine.counters;
-    let flows = engine.flow_stats();
-    let defrag = engine.defrag_stats();
-    let a = &engine.analysis.stats;
+fn summarize(stats: &EngineStats, timeline: &Timeline, files: usize) -> Summary {
+    let c = &stats.counters;
+    let flows = &stats.flows;
+    let defrag = &stats.defrag;
+    let a = &stats.analysis;
     Summary {
         files,
         packets: c.packets,
@@ -129,12 +212,12 @@ fn summarize(engine: &Engine, timeline: &Timeline, files: usize) -> Summary {
         fragments_dropped: defrag.dropped + defrag.rejected,
         flows: flows.created,
         flows_refused: flows.refused,
-        streams_abandoned: engine.streams_abandoned(),
+        streams_abandoned: stats.streams_abandoned,
         dns_messages: a.dns_messages,
         tls_client_hellos: a.client_hellos,
         http_requests: a.http_requests,
         http_responses: a.http_responses,
-        pdns_evicted: engine.analysis.pdns.evicted,
+        pdns_evicted: stats.pdns_evicted,
         input_errors: timeline
             .failures()
             .iter()

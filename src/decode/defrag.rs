@@ -55,6 +55,16 @@ pub struct DefragStats {
     pub rejected: u64,
 }
 
+impl DefragStats {
+    /// Adds another reassembler's counters to these.
+    pub fn merge(&mut self, o: &DefragStats) {
+        self.fragments += o.fragments;
+        self.reassembled += o.reassembled;
+        self.dropped += o.dropped;
+        self.rejected += o.rejected;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     src: IpAddr,

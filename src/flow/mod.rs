@@ -133,6 +133,16 @@ pub struct FlowStats {
     pub refused: u64,
 }
 
+impl FlowStats {
+    /// Adds another table's counters to these.
+    pub fn merge(&mut self, o: &FlowStats) {
+        self.created += o.created;
+        self.expired += o.expired;
+        self.evicted_early += o.evicted_early;
+        self.refused += o.refused;
+    }
+}
+
 /// The facts of a packet that the flow table keys and judges it by.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketInfo {
@@ -168,6 +178,9 @@ pub struct FlowTable<T> {
     free: Vec<u32>,
     sweep_at: usize,
     stats: FlowStats,
+    /// The latest time seen in the whole input (not only this table's
+    /// packets): idle timeouts are judged against it.
+    clock: Timestamp,
 }
 
 /// How the sender of a flow's first packet relates to the conversation.
@@ -200,7 +213,16 @@ impl<T: Default> FlowTable<T> {
             free: Vec::new(),
             sweep_at: 0,
             stats: FlowStats::default(),
+            clock: Timestamp(i64::MIN),
         }
+    }
+
+    /// Moves the clock to `now` if that is later. Timeouts are judged
+    /// against the latest time of the whole input, never against a late
+    /// packet's own time, so whether a flow has ended does not depend on
+    /// when the sweeper reached it — with one table or with one per worker.
+    pub fn advance(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now);
     }
 
     /// Counters so far.
@@ -225,8 +247,8 @@ impl<T: Default> FlowTable<T> {
 
     /// Finds the flow of a packet from `src` to `dst`, or creates it.
     /// `initiator` is asked only for a new flow. A TCP SYN on a closed
-    /// connection's tuple starts a new connection; the old flow is moved to
-    /// `ended`.
+    /// connection's tuple, or any packet on a flow idle past its timeout,
+    /// starts a new conversation; the old flow is moved to `ended`.
     pub fn lookup(
         &mut self,
         now: Timestamp,
@@ -241,16 +263,27 @@ impl<T: Default> FlowTable<T> {
             tcp_flags,
             link,
         } = *pkt;
+        self.advance(now);
+        let clock = self.clock;
         let key = FlowKey::new(proto, src, dst);
         if let Some(&i) = self.index.get(&key) {
             let i = i as usize;
-            let reopen = proto == ipproto::TCP
-                && tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN
-                && self
-                    .slots
+            let limits = self.limits;
+            let (closed, idle) =
+                self.slots
                     .get(i)
                     .and_then(|s| s.as_ref())
-                    .is_some_and(|f| f.is_closed());
+                    .map_or((false, false), |f| {
+                        let idle = clock.secs_since(f.last_ts) > f.idle_limit(&limits) as f64;
+                        (f.is_closed(), idle)
+                    });
+            // A SYN on a closed connection's tuple starts a new one; so does
+            // any packet once the flow is idle past its timeout, whether or
+            // not the sweeper has reached it yet: flow boundaries must not
+            // depend on sweep progress, which differs between one and N
+            // workers.
+            let syn = tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN;
+            let reopen = (proto == ipproto::TCP && syn && closed) || idle;
             if !reopen {
                 let Some(flow) = self.get_mut(i) else {
                     return Slot::Full;
@@ -268,7 +301,7 @@ impl<T: Default> FlowTable<T> {
             }
         }
         if self.index.len() >= self.limits.max_flows {
-            self.make_room(now, ended);
+            self.make_room(clock, ended);
             if self.index.len() >= self.limits.max_flows {
                 self.stats.refused += 1;
                 return Slot::Full;
@@ -361,6 +394,8 @@ impl<T: Default> FlowTable<T> {
     /// Looks at the next `n` slots and moves flows idle past their timeout
     /// to `ended`.
     pub fn sweep(&mut self, now: Timestamp, n: usize, ended: &mut Vec<Flow<T>>) {
+        self.advance(now);
+        let now = self.clock;
         let len = self.slots.len();
         if len == 0 {
             return;

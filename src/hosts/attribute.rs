@@ -79,6 +79,16 @@ pub struct AnalysisStats {
     pub http_responses: u64,
 }
 
+impl AnalysisStats {
+    /// Adds another stage's counters to these.
+    pub fn merge(&mut self, o: &AnalysisStats) {
+        self.dns_messages += o.dns_messages;
+        self.client_hellos += o.client_hellos;
+        self.http_requests += o.http_requests;
+        self.http_responses += o.http_responses;
+    }
+}
+
 /// How a piece of evidence is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Count {
@@ -515,15 +525,7 @@ impl Analysis {
             }
             return;
         }
-        // The most specific vendor name in the question and CNAME chain.
-        let qname = msg.qname().unwrap_or("");
-        let cnames = msg.answers.iter().filter_map(|a| match &a.data {
-            AnswerData::Cname(t) => Some(msg.text(t)),
-            _ => None,
-        });
-        let matched = std::iter::once(qname)
-            .chain(cnames)
-            .find_map(|n| self.intel.matcher.name(n).map(|m| (n, m.rule)));
+        let matched = self.answer_match(msg);
         self.event(
             ctx,
             dir,
@@ -545,17 +547,57 @@ impl Analysis {
                 now,
             );
         }
-        if unattributable(dst.addr) {
+        let shared = ctx.transport == Transport::Udp;
+        self.remember(now, dst.addr, msg, matched, shared);
+    }
+
+    /// Learns the addresses in a DNS answer that another worker's host
+    /// received: passive DNS only (no evidence, no events, no counts), so
+    /// that every worker can fall back to any client's answer as one
+    /// thread would.
+    pub fn learn(&mut self, now: Timestamp, client: IpAddr, msg: &DnsMessage) {
+        if !msg.response {
             return;
         }
+        let matched = self.answer_match(msg);
+        self.remember(now, client, msg, matched, true);
+    }
+
+    /// The first vendor name in an answer's question and CNAME chain.
+    fn answer_match<'m>(&self, msg: &'m DnsMessage) -> Option<(&'m str, RuleId)> {
+        let qname = msg.qname().unwrap_or("");
+        let cnames = msg.answers.iter().filter_map(|a| match &a.data {
+            AnswerData::Cname(t) => Some(msg.text(t)),
+            _ => None,
+        });
+        std::iter::once(qname)
+            .chain(cnames)
+            .find_map(|n| self.intel.matcher.name(n).map(|m| (n, m.rule)))
+    }
+
+    /// Puts an answer's addresses in passive DNS for `client` (and, when
+    /// `shared`, as a fallback for other clients).
+    fn remember(
+        &mut self,
+        now: Timestamp,
+        client: IpAddr,
+        msg: &DnsMessage,
+        matched: Option<(&str, RuleId)>,
+        shared: bool,
+    ) {
+        if unattributable(client) {
+            return;
+        }
+        let qname = msg.qname().unwrap_or("");
         let resolved: Arc<str> = matched.map(|(n, _)| n).unwrap_or(qname).into();
         for a in &msg.answers {
             if let AnswerData::Addr(addr) = a.data {
                 let resolution = Resolution {
                     name: Arc::clone(&resolved),
                     rule: matched.map(|(_, r)| r),
+                    shared,
                 };
-                self.pdns.insert(now, dst.addr, addr, a.ttl, resolution);
+                self.pdns.insert(now, client, addr, a.ttl, resolution);
             }
         }
     }

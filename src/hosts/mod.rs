@@ -182,6 +182,32 @@ impl Contact {
     }
 }
 
+impl Contact {
+    /// Folds in what another shard recorded for the same host and vendor
+    /// (only when sharding put one host's conversations on two workers).
+    fn merge(&mut self, o: Contact) {
+        self.purposes.0 |= o.purposes.0;
+        self.evidence.0 |= o.evidence.0;
+        for n in &o.names {
+            self.add_name(n);
+        }
+        self.names_dropped += o.names_dropped;
+        for s in o.servers {
+            self.add_server(s);
+        }
+        self.servers_dropped += o.servers_dropped;
+        for r in o.rules {
+            if !self.rules.contains(&r) && self.rules.len() < MAX_RULES {
+                self.rules.push(r);
+            }
+        }
+        self.connections += o.connections;
+        self.dns_queries += o.dns_queries;
+        self.first_seen = self.first_seen.min(o.first_seen);
+        self.last_seen = self.last_seen.max(o.last_seen);
+    }
+}
+
 /// A host that contacted at least one vendor.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -274,6 +300,34 @@ impl HostTable {
         let c = host.contacts.get_mut(i)?;
         c.see(now);
         Some(c)
+    }
+
+    /// Folds in another table (a worker's shard). Exact when the two hold
+    /// disjoint hosts, which sharding by host ensures; a host present in
+    /// both has its contacts merged vendor by vendor.
+    pub fn merge(&mut self, other: HostTable) {
+        self.dropped += other.dropped;
+        for (ip, host) in other.hosts {
+            let full = self.hosts.len() >= self.limits.max_hosts;
+            match self.hosts.get_mut(&ip) {
+                None if full => {
+                    self.dropped += host.contacts.len() as u64;
+                }
+                None => {
+                    self.hosts.insert(ip, host);
+                }
+                Some(mine) => {
+                    mine.vlan = mine.vlan.or(host.vlan);
+                    mine.mac = mine.mac.or(host.mac);
+                    for c in host.contacts {
+                        match mine.contacts.iter_mut().find(|m| m.vendor == c.vendor) {
+                            Some(m) => m.merge(c),
+                            None => mine.contacts.push(c),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn set_link(&mut self, ip: IpAddr, link: crate::decode::LinkInfo) {

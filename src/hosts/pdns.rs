@@ -4,8 +4,9 @@
 //!
 //! Entries are per (address, client): the client that resolved the name is
 //! the one expected to connect. A lookup prefers the same client's entry and
-//! falls back to another client's (a forwarder may resolve on the client's
-//! behalf). Entries live for the answer's TTL (clamped to
+//! falls back to another client's answer received over UDP (a forwarder may
+//! resolve on the client's behalf; answers over TCP are not shared, as the
+//! parallel pipeline cannot share them deterministically). Entries live for the answer's TTL (clamped to
 //! [[`MIN_TTL`], [`MAX_TTL`]]) plus a grace period, since clients keep using
 //! addresses after the TTL. The table has a hard cap; the oldest entries go
 //! first. At most [`PER_ADDRESS`] clients are remembered per address.
@@ -49,6 +50,10 @@ pub struct Resolution {
     pub name: Arc<str>,
     /// The feed rule that name matches, if any.
     pub rule: Option<RuleId>,
+    /// Whether other clients may fall back to it: answers that came over
+    /// UDP, which every worker of the pipeline learns (answers over TCP stay
+    /// with the worker that reassembled them, so only their client uses them).
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -160,15 +165,20 @@ impl PassiveDns {
         }
     }
 
-    /// What `client` (or, failing that, anyone) resolved `addr` from, if the
-    /// answer is still valid at `now`.
+    /// What `client` (or, failing that, anyone, from a shared answer)
+    /// resolved `addr` from, if the answer is still valid at `now`.
     pub fn lookup(&self, now: Timestamp, client: IpAddr, addr: IpAddr) -> Option<&Resolution> {
         let list = self.by_addr.get(&addr)?;
         let live = |e: &&Entry| e.expires >= now && e.seen <= now;
         list.iter()
             .filter(live)
             .find(|e| e.client == client)
-            .or_else(|| list.iter().filter(live).max_by_key(|e| e.seen))
+            .or_else(|| {
+                list.iter()
+                    .filter(live)
+                    .filter(|e| e.resolution.shared)
+                    .max_by_key(|e| e.seen)
+            })
             .map(|e| &e.resolution)
     }
 }
@@ -181,6 +191,7 @@ mod tests {
         Resolution {
             name: name.into(),
             rule: None,
+            shared: true,
         }
     }
 

@@ -87,6 +87,11 @@ impl<W: Write> EventLog<W> {
         }
     }
 
+    /// The output (e.g. to take the lines written to a buffer so far).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Flushes and reports the first write error, if any.
     pub fn finish(mut self) -> io::Result<u64> {
         if let Some(e) = self.error.take() {

@@ -1,0 +1,226 @@
+//! Batches: how packets travel from the dispatcher to a worker. A batch is
+//! one byte buffer holding the packets back to back plus a list of items
+//! locating them. Batches are recycled through a return queue, so in steady
+//! state moving a packet between threads costs one copy and no allocation.
+
+use crate::capture::{Frame, Timestamp};
+use crate::decode::LinkInfo;
+use crate::decode::defrag::Reassembled;
+use std::net::IpAddr;
+
+/// Items per batch before it is sent.
+pub const BATCH_ITEMS: usize = 256;
+/// Packet bytes per batch before it is sent.
+pub const BATCH_BYTES: usize = 256 * 1024;
+
+/// What an item holds.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A captured frame of this link type.
+    Frame { linktype: u32, orig_len: u32 },
+    /// A datagram reassembled from fragments.
+    Datagram {
+        link: LinkInfo,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+    },
+}
+
+/// Why a worker gets a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It belongs to one of the worker's hosts: analyse it.
+    Home,
+    /// A DNS answer for another worker's host: only learn its addresses for
+    /// passive DNS (which falls back to any client's answer).
+    DnsAnswer,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    ts: Timestamp,
+    clock: Timestamp,
+    role: Role,
+    start: usize,
+    end: usize,
+    kind: Kind,
+}
+
+/// A packet read back from a batch, with the input's clock when it was
+/// read (the latest time of any packet so far, for every worker's timeouts).
+#[derive(Debug)]
+pub enum Entry<'a> {
+    /// A captured frame.
+    Frame(Frame<'a>, Timestamp, Role),
+    /// A reassembled datagram, the time its last fragment arrived, and the
+    /// clock.
+    Datagram(Reassembled<'a>, Timestamp, Timestamp, Role),
+}
+
+/// Packets on their way to one worker.
+#[derive(Debug, Default)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+}
+
+impl Batch {
+    /// An empty batch with room for a full load.
+    pub fn new() -> Self {
+        Batch {
+            bytes: Vec::with_capacity(BATCH_BYTES),
+            items: Vec::with_capacity(BATCH_ITEMS),
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Whether it should be sent now.
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= BATCH_ITEMS || self.bytes.len() >= BATCH_BYTES
+    }
+
+    /// Empties it for reuse. A batch that grew for an outsize frame gives the
+    /// extra memory back.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+        if self.bytes.capacity() > 2 * BATCH_BYTES {
+            self.bytes.shrink_to(BATCH_BYTES);
+        }
+    }
+
+    fn push(&mut self, ts: Timestamp, clock: Timestamp, role: Role, data: &[u8], kind: Kind) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        self.items.push(Item {
+            ts,
+            clock,
+            role,
+            start,
+            end: self.bytes.len(),
+            kind,
+        });
+    }
+
+    /// Appends a copy of a frame read when the input's clock was `clock`.
+    pub fn push_frame(&mut self, f: &Frame<'_>, clock: Timestamp, role: Role) {
+        let kind = Kind::Frame {
+            linktype: f.linktype,
+            orig_len: f.orig_len,
+        };
+        self.push(f.ts, clock, role, f.data, kind);
+    }
+
+    /// Appends a copy of a reassembled datagram completed at `ts`.
+    pub fn push_datagram(
+        &mut self,
+        d: &Reassembled<'_>,
+        ts: Timestamp,
+        clock: Timestamp,
+        role: Role,
+    ) {
+        let kind = Kind::Datagram {
+            link: d.link,
+            src: d.src,
+            dst: d.dst,
+            proto: d.proto,
+        };
+        self.push(ts, clock, role, d.payload, kind);
+    }
+
+    /// The packets, in the order they were added.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        self.items.iter().map(|it| {
+            let data = self.bytes.get(it.start..it.end).unwrap_or_default();
+            match it.kind {
+                Kind::Frame { linktype, orig_len } => Entry::Frame(
+                    Frame {
+                        ts: it.ts,
+                        linktype,
+                        data,
+                        orig_len,
+                    },
+                    it.clock,
+                    it.role,
+                ),
+                Kind::Datagram {
+                    link,
+                    src,
+                    dst,
+                    proto,
+                } => Entry::Datagram(
+                    Reassembled {
+                        link,
+                        src,
+                        dst,
+                        proto,
+                        payload: data,
+                    },
+                    it.ts,
+                    it.clock,
+                    it.role,
+                ),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn entries_come_back_in_order_with_their_bytes() {
+        let mut b = Batch::new();
+        let f = Frame {
+            ts: Timestamp(5),
+            linktype: 1,
+            data: b"abc",
+            orig_len: 60,
+        };
+        b.push_frame(&f, Timestamp(5), Role::Home);
+        let d = Reassembled {
+            link: LinkInfo::default(),
+            src: Ipv4Addr::new(10, 0, 0, 1).into(),
+            dst: Ipv4Addr::new(10, 0, 0, 2).into(),
+            proto: 17,
+            payload: b"defgh",
+        };
+        b.push_datagram(&d, Timestamp(7), Timestamp(9), Role::DnsAnswer);
+        let got: Vec<_> = b.entries().collect();
+        assert!(
+            matches!(&got[0], Entry::Frame(f, _, Role::Home) if f.data == b"abc" && f.orig_len == 60)
+        );
+        assert!(
+            matches!(&got[1], Entry::Datagram(r, ts, clock, Role::DnsAnswer)
+            if r.payload == b"defgh" && *ts == Timestamp(7) && *clock == Timestamp(9))
+        );
+        b.clear();
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn an_outsize_frame_fits_and_its_memory_is_given_back() {
+        let mut b = Batch::new();
+        let big = vec![0u8; 4 * BATCH_BYTES];
+        b.push_frame(
+            &Frame {
+                ts: Timestamp(0),
+                linktype: 1,
+                data: &big,
+                orig_len: 0,
+            },
+            Timestamp(0),
+            Role::Home,
+        );
+        assert!(b.is_full());
+        b.clear();
+        assert!(b.bytes.capacity() <= 2 * BATCH_BYTES);
+    }
+}

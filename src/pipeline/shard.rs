@@ -1,0 +1,178 @@
+//! Sharding: which worker a packet goes to.
+//!
+//! Workers must never share state, yet attribution needs all of a host's
+//! traffic in one place: passive DNS is per client (the answer a host got
+//! names the server it connects to next), and a host's contacts and beacon
+//! timing span many connections. So packets are sharded by *host* — the
+//! internal or client side of the conversation — not by 5-tuple. The choice
+//! uses only the packet's addresses and ports, and is the same for both
+//! directions, so a whole conversation lands on one worker:
+//!
+//! 1. with `--internal`, the side inside those networks, if only one is;
+//! 2. else the private (RFC 1918, CGNAT, ULA, link-local) side, if only one is;
+//! 3. else the client judged by ports: the side on a service port (below
+//!    1024, or a known service port) is the server; between two ordinary
+//!    ports the higher (ephemeral) one is the client;
+//! 4. else (same ports) the lower address.
+//!
+//! Fragments carry no ports, so the dispatcher reassembles them before it
+//! shards. The hash is seeded per run, so an attacker cannot aim a flood at
+//! one worker. When the guess disagrees with the engine's own initiator
+//! (e.g. a conversation between two ephemeral ports picked up mid-way), the
+//! host's records end up on two workers and are merged at the end; only
+//! passive DNS links across the two can be missed.
+
+use ipnet::IpNet;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+/// Ports above 1023 on which servers commonly listen (proxies, alternative
+/// HTTP/TLS, management agents such as Kaspersky Security Center).
+const SERVICE_PORTS: [u16; 18] = [
+    1080, 1194, 1433, 1521, 3128, 3306, 3389, 5222, 5432, 5900, 8000, 8008, 8080, 8443, 8888,
+    13000, 13111, 14000,
+];
+
+/// Picks a worker for each packet.
+#[derive(Debug, Clone)]
+pub struct Sharder {
+    internal: Vec<IpNet>,
+    workers: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+fn private(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            v.is_private() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments()[0];
+            (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// How much a port looks like a server's: lower is more.
+fn service_rank(port: u16) -> u8 {
+    if port < 1024 {
+        0
+    } else if SERVICE_PORTS.contains(&port) {
+        1
+    } else {
+        2
+    }
+}
+
+impl Sharder {
+    /// A sharder over `workers` workers (at least one).
+    pub fn new(internal: Vec<IpNet>, workers: usize) -> Self {
+        Sharder {
+            internal,
+            workers: workers.max(1),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// The host side of a conversation between `a` and `b` (address, port).
+    pub fn host_side(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> IpAddr {
+        if !self.internal.is_empty() {
+            let inside = |x: IpAddr| self.internal.iter().any(|n| n.contains(&x));
+            match (inside(a.0), inside(b.0)) {
+                (true, false) => return a.0,
+                (false, true) => return b.0,
+                _ => {}
+            }
+        }
+        match (private(a.0), private(b.0)) {
+            (true, false) => return a.0,
+            (false, true) => return b.0,
+            _ => {}
+        }
+        let (ra, rb) = (service_rank(a.1), service_rank(b.1));
+        if ra != rb {
+            return if ra > rb { a.0 } else { b.0 };
+        }
+        if a.1 != b.1 {
+            return if a.1 > b.1 { a.0 } else { b.0 };
+        }
+        a.0.min(b.0)
+    }
+
+    /// The worker of a conversation between `a` and `b`.
+    pub fn worker(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> usize {
+        let h = self.hasher.hash_one(self.host_side(a, b));
+        // Multiply-shift: uses the high bits, no division.
+        ((u128::from(h) * self.workers as u128) >> 64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str, port: u16) -> (IpAddr, u16) {
+        (s.parse().unwrap(), port)
+    }
+
+    #[test]
+    fn both_directions_pick_the_same_side() {
+        let s = Sharder::new(Vec::new(), 8);
+        let cases = [
+            (ep("10.0.0.5", 50000), ep("8.8.8.8", 53)),
+            (ep("1.2.3.4", 443), ep("5.6.7.8", 61000)),
+            (ep("10.0.0.5", 1050), ep("10.0.0.1", 3128)),
+            (ep("1.2.3.4", 5000), ep("5.6.7.8", 5000)),
+            (ep("fd00::1", 40000), ep("2001:db8::1", 443)),
+        ];
+        for (a, b) in cases {
+            assert_eq!(s.host_side(a, b), s.host_side(b, a), "{a:?} {b:?}");
+            assert_eq!(s.worker(a, b), s.worker(b, a));
+        }
+    }
+
+    #[test]
+    fn the_host_is_the_internal_then_private_then_ephemeral_side() {
+        let internal = vec!["192.0.2.0/24".parse().unwrap()];
+        let s = Sharder::new(internal, 4);
+        let ip = |x: &str| x.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            s.host_side(ep("198.51.100.1", 443), ep("192.0.2.9", 50000)),
+            ip("192.0.2.9")
+        );
+        let s = Sharder::new(Vec::new(), 4);
+        // An internal resolver: the asking client is the host.
+        assert_eq!(
+            s.host_side(ep("192.168.1.1", 53), ep("192.168.1.20", 40000)),
+            ip("192.168.1.20")
+        );
+        // A private client with a low ephemeral port still beats a public server.
+        assert_eq!(
+            s.host_side(ep("10.1.1.1", 1030), ep("203.0.113.5", 8080)),
+            ip("10.1.1.1")
+        );
+        // Two public addresses: the proxy port marks the server.
+        assert_eq!(
+            s.host_side(ep("203.0.113.9", 1050), ep("203.0.113.5", 3128)),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            s.host_side(ep("100.64.3.3", 443), ep("203.0.113.5", 443)),
+            ip("100.64.3.3")
+        );
+    }
+
+    #[test]
+    fn hosts_spread_over_all_workers() {
+        let s = Sharder::new(Vec::new(), 4);
+        let mut seen = [0usize; 4];
+        for i in 0..4000u32 {
+            let a = IpAddr::from((0x0a00_0000u32 + i).to_be_bytes());
+            seen[s.worker((a, 40000), ep("8.8.8.8", 53))] += 1;
+        }
+        for n in seen {
+            assert!((800..1200).contains(&n), "{seen:?}");
+        }
+    }
+}
