@@ -127,11 +127,7 @@ fn events_are_a_lossless_json_lines_record() {
     assert_eq!(drweb["vendor"], "drweb");
     // Lines from different workers interleave; the earliest is the first
     // DNS query of the demo.
-    let ts = evs
-        .iter()
-        .filter_map(|e| e["ts"].as_str())
-        .min()
-        .unwrap();
+    let ts = evs.iter().filter_map(|e| e["ts"].as_str()).min().unwrap();
     assert!(
         ts.starts_with("2017-09-13T10:00:") && ts.ends_with('Z'),
         "{ts}"

@@ -6,6 +6,11 @@
 //! used. For a mapped file this is free; for a stream the buffer is compacted and
 //! refilled, and never grows beyond the largest record the parser accepts plus
 //! one refill chunk, so memory stays bounded whatever the input claims.
+//!
+//! A mapped file is read once, front to back: the kernel is told so (read
+//! ahead), and the pages behind the position are dropped from the process
+//! every [`RELEASE_EVERY`] bytes, so a 100 GB capture does not count as
+//! 100 GB of resident memory (the pages stay in the page cache).
 
 use memmap2::Mmap;
 use std::io::{self, Read};
@@ -13,10 +18,26 @@ use std::io::{self, Read};
 /// Bytes read from a stream in one refill call.
 const REFILL_CHUNK: usize = 256 * 1024;
 
+/// A mapped file's pages behind the position are released in steps this big.
+pub(crate) const RELEASE_EVERY: usize = 64 * 1024 * 1024;
+
+/// Pages this close behind the position are kept (the frame handed out last
+/// lies there: a record is at most 4 MiB).
+const KEEP_BEHIND: usize = 8 * 1024 * 1024;
+
+/// Page size assumed for alignment (a multiple of every Linux page size
+/// below it; madvise needs an aligned start).
+const PAGE: usize = 64 * 1024;
+
 /// The bytes of one capture file, seen from a moving position.
 pub(crate) enum Window {
     /// A regular file mapped into memory: every byte is always available.
-    Mapped { map: Mmap, pos: usize },
+    Mapped {
+        map: Mmap,
+        pos: usize,
+        /// Bytes before this offset were released from the process.
+        released: usize,
+    },
     /// A byte stream read through a bounded buffer.
     Stream {
         reader: Box<dyn Read + Send>,
@@ -31,7 +52,13 @@ pub(crate) enum Window {
 
 impl Window {
     pub(crate) fn mapped(map: Mmap) -> Self {
-        Window::Mapped { map, pos: 0 }
+        // Only a hint: reading works the same if the kernel ignores it.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Window::Mapped {
+            map,
+            pos: 0,
+            released: 0,
+        }
     }
 
     pub(crate) fn stream(reader: Box<dyn Read + Send>) -> Self {
@@ -58,7 +85,7 @@ impl Window {
     /// than `need` only at the end of the input).
     pub(crate) fn fill(&mut self, need: usize) -> io::Result<usize> {
         match self {
-            Window::Mapped { map, pos } => Ok(map.len().saturating_sub(*pos)),
+            Window::Mapped { map, pos, .. } => Ok(map.len().saturating_sub(*pos)),
             Window::Stream {
                 reader,
                 buf,
@@ -92,7 +119,7 @@ impl Window {
     /// The bytes available from the current position (see [`Window::fill`]).
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
-            Window::Mapped { map, pos } => map.get(*pos..).unwrap_or(&[]),
+            Window::Mapped { map, pos, .. } => map.get(*pos..).unwrap_or(&[]),
             Window::Stream {
                 buf, start, end, ..
             } => buf.get(*start..*end).unwrap_or(&[]),
@@ -102,7 +129,14 @@ impl Window {
     /// Moves the position forward by `n` bytes (at most the available ones).
     pub(crate) fn consume(&mut self, n: usize) {
         match self {
-            Window::Mapped { map, pos } => *pos = (*pos + n).min(map.len()),
+            Window::Mapped { map, pos, released } => {
+                *pos = (*pos + n).min(map.len());
+                if *pos >= *released + RELEASE_EVERY + KEEP_BEHIND {
+                    let upto = (*pos - KEEP_BEHIND) / PAGE * PAGE;
+                    release(map, *released, upto);
+                    *released = upto;
+                }
+            }
             Window::Stream {
                 start, end, offset, ..
             } => {
@@ -112,6 +146,24 @@ impl Window {
             }
         }
     }
+}
+
+/// Drops the pages of `map[from..to]` from the process (not from the page
+/// cache). Failure only leaves them resident.
+#[allow(unsafe_code)]
+fn release(map: &Mmap, from: usize, to: usize) {
+    if to <= from || to > map.len() {
+        return;
+    }
+    // SAFETY: the map is a read-only, private mapping of a regular file
+    // (`file::map_file`). MADV_DONTNEED on it only unmaps the pages; any later
+    // access faults them back in from the file with the same contents, so no
+    // reference into the range can observe a change (the file itself
+    // changing under us is the general mmap caveat documented at
+    // `map_file`). `from` is a multiple of PAGE and `to <= map.len()` is
+    // checked above, so the range lies inside the map.
+    let _ =
+        unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from) };
 }
 
 #[cfg(test)]
@@ -147,5 +199,31 @@ mod tests {
         assert_eq!(w.offset(), 497);
         assert_eq!(w.fill(600).unwrap(), 503, "only 503 bytes are left");
         assert_eq!(w.bytes(), &data[497..]);
+    }
+
+    #[test]
+    fn a_mapped_file_releases_pages_behind_and_still_reads_them_back() {
+        use std::io::Write;
+        let len = RELEASE_EVERY + KEEP_BEHIND + 4 * 1024 * 1024;
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        #[allow(unsafe_code)]
+        // SAFETY: a private temporary file nobody else can truncate.
+        let map = unsafe { Mmap::map(&f).unwrap() };
+        let mut w = Window::mapped(map);
+        let step = 1024 * 1024;
+        while w.fill(1).unwrap() > 0 {
+            assert_eq!(w.bytes()[0], data[w.offset() as usize]);
+            w.consume(step);
+        }
+        let Window::Mapped { map, released, .. } = &w else {
+            panic!("mapped")
+        };
+        assert!(*released >= RELEASE_EVERY, "released {released}");
+        assert_eq!(released % PAGE, 0);
+        // Released pages fault back in with the file's bytes.
+        assert_eq!(&map[..4096], &data[..4096]);
+        assert_eq!(map[*released - 1], data[*released - 1]);
     }
 }
