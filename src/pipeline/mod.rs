@@ -182,14 +182,20 @@ impl Pipeline {
                 let w = self.sharder.worker((p.src, sport), (p.dst, dport));
                 let answer = matches!(p.transport, Transport::Udp(u)
                     if carries_dns_answer(u.sport, u.dport, u.payload));
-                for (i, b) in self.open.iter_mut().enumerate() {
-                    if i == w {
+                if answer {
+                    for (i, b) in self.open.iter_mut().enumerate() {
+                        let role = if i == w { Role::Home } else { Role::DnsAnswer };
+                        b.push_frame(frame, clock, role);
+                    }
+                    self.send_full();
+                } else {
+                    if let Some(b) = self.open.get_mut(w) {
                         b.push_frame(frame, clock, Role::Home);
-                    } else if answer {
-                        b.push_frame(frame, clock, Role::DnsAnswer);
+                    }
+                    if self.open.get(w).is_some_and(Batch::is_full) {
+                        self.send(w);
                     }
                 }
-                self.send_full();
             }
             Decoded::Fragment(f) => {
                 self.counters.count(frame);
