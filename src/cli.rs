@@ -50,6 +50,12 @@ pub struct AnalyzeArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Also write the report as one self-contained HTML page to FILE
+    /// (summary, sortable host table, timelines, servers' places; opens
+    /// offline). Written atomically.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Write every extracted item (DNS question/answer, TLS server name, HTTP
     /// request/response) as JSON Lines to FILE (`-` for standard output).
     #[arg(long, value_name = "FILE")]

@@ -13,7 +13,7 @@ use phonehome::feeds::{self, Intel};
 use phonehome::flow::FlowLimits;
 use phonehome::hosts::HostLimits;
 use phonehome::hosts::pdns::PdnsLimits;
-use phonehome::output::table;
+use phonehome::output::{html, table};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -108,6 +108,9 @@ fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
         })?;
     }
     let report = outcome.report;
+    if let Some(p) = &args.html {
+        html::write(&report, p)?;
+    }
     let text = match args.format {
         Format::Table => table::render(&report),
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",

@@ -133,3 +133,24 @@ fn decoys_and_resolvers_are_not_reported() {
     assert!(strings(&web["purposes"]).contains(&"web".into()));
     assert_eq!(web["connections"], 1);
 }
+
+#[test]
+fn connection_times_trace_the_beacon() {
+    let r = report();
+    let c = contact(&r, "10.20.0.5", "kaspersky").unwrap();
+    let times: Vec<i64> = c["connection_times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 25, "one per connection: {times:?}");
+    assert_eq!(c["connection_times_every"], 1);
+    assert_eq!(times[0], 0, "the update connection opens the contact");
+    // Beacons 300 s ± 8 % apart (whole seconds, so ± 1 more).
+    for w in times[1..].windows(2) {
+        assert!((275..=325).contains(&(w[1] - w[0])), "{times:?}");
+    }
+    let dns_only = contact(&r, "10.20.0.8", "kaspersky").unwrap();
+    assert_eq!(dns_only["connection_times"], serde_json::json!([]));
+}

@@ -18,3 +18,6 @@ mod damaged;
 
 /// One thread and N threads: the same report and the same events.
 mod parallel;
+
+/// The HTML report in headless Chromium: rendering, hostile names, 10,000 hosts.
+mod html;

@@ -201,6 +201,7 @@ impl Analysis {
         match count {
             Count::Connection if !note.counted.contains(&vendor) => {
                 c.connections += 1;
+                c.times.record(now);
                 note.counted.push(vendor);
             }
             Count::Query => c.dns_queries += 1,

@@ -15,9 +15,11 @@
 mod attribute;
 mod event;
 pub mod pdns;
+mod times;
 
 pub use attribute::{Analysis, AnalysisStats, FlowCtx, FlowNote};
 pub use event::{Event, EventKind, EventSink, NoEvents, Transport};
+pub use times::{ConnTimes, MAX_TIMES};
 
 use crate::capture::Timestamp;
 use crate::feeds::{Purpose, RuleId, VendorId};
@@ -115,6 +117,9 @@ pub struct Contact {
     pub first_seen: Timestamp,
     /// Last evidence (or last packet of an attributed conversation).
     pub last_seen: Timestamp,
+    /// Start times of the counted conversations (an even sample of at most
+    /// [`MAX_TIMES`]).
+    pub times: ConnTimes,
 }
 
 impl Contact {
@@ -132,6 +137,7 @@ impl Contact {
             dns_queries: 0,
             first_seen: now,
             last_seen: now,
+            times: ConnTimes::default(),
         }
     }
 
@@ -205,6 +211,7 @@ impl Contact {
         self.dns_queries += o.dns_queries;
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);
+        self.times.merge(&o.times);
     }
 }
 

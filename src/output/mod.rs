@@ -1,7 +1,9 @@
-//! Outputs: the per-host report (terminal table or JSON document) and the
-//! `--events` log of every extracted item (JSON Lines).
+//! Outputs: the per-host report (terminal table, JSON document or
+//! self-contained HTML page) and the `--events` log of every extracted item
+//! (JSON Lines).
 
 pub mod events;
+pub mod html;
 pub mod report;
 pub mod table;
 pub mod time;

@@ -128,11 +128,26 @@ pub struct ContactReport {
     pub last_seen: String,
     /// Periodicity analysis (filled by the beacon stage; null for now).
     pub beacon: Option<serde_json::Value>,
+    /// Start times of counted connections, in seconds after `first_seen`
+    /// (sorted; an even sample of at most 128: one connection in
+    /// `connection_times_every`).
+    pub connection_times: Vec<i64>,
+    /// The sampling step of `connection_times` (1 = every connection).
+    pub connection_times_every: u64,
     /// The feed rules that matched.
     pub rules: Vec<RuleRef>,
     /// Names and servers left out of the lists above because of their caps.
     #[serde(skip_serializing_if = "is_zero")]
     pub omitted: u64,
+}
+
+/// Whole seconds from `first` (as printed: whole seconds) to each of `times`.
+fn offsets(first: crate::capture::Timestamp, times: &[crate::capture::Timestamp]) -> Vec<i64> {
+    let base = first.0.div_euclid(1_000_000_000);
+    times
+        .iter()
+        .map(|t| (t.0.div_euclid(1_000_000_000) - base).max(0))
+        .collect()
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -187,6 +202,8 @@ impl Report {
                         first_seen: rfc3339(c.first_seen),
                         last_seen: rfc3339(c.last_seen),
                         beacon: None,
+                        connection_times: offsets(c.first_seen, c.times.times()),
+                        connection_times_every: c.times.every(),
                         rules: c
                             .rules
                             .iter()
