@@ -25,7 +25,7 @@ use std::sync::Arc;
 const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
 /// Slots the flow sweeper looks at per packet.
-const SWEEP_PER_PACKET: usize = 2;
+const SWEEP_PER_PACKET: usize = 4;
 
 /// Every cap and timeout of the engine.
 #[derive(Debug, Clone)]

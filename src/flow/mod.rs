@@ -118,6 +118,18 @@ impl<T> Flow<T> {
             _ => limits.udp_idle_secs,
         }
     }
+
+    /// The last instant at which the flow is still alive, in nanoseconds.
+    fn deadline(&self, limits: &FlowLimits) -> i64 {
+        self.last_ts
+            .0
+            .saturating_add(self.idle_limit(limits).saturating_mul(1_000_000_000))
+    }
+
+    /// Whether the flow has been idle past its timeout at `now`.
+    fn expired(&self, now: Timestamp, limits: &FlowLimits) -> bool {
+        now.0 > self.deadline(limits)
+    }
 }
 
 /// Counters of the flow table.
@@ -175,6 +187,12 @@ pub struct FlowTable<T> {
     limits: FlowLimits,
     index: HashMap<FlowKey, u32>,
     slots: Vec<Option<Flow<T>>>,
+    /// Per slot, a time before which its flow cannot have expired (nanos;
+    /// `i64::MAX` for a free slot). The sweeper scans this dense array and
+    /// only looks at a flow itself when the bound has passed; packets do not
+    /// update it (their flow's true deadline only moves later), except a FIN
+    /// or RST, which shortens the timeout.
+    deadline: Vec<i64>,
     free: Vec<u32>,
     sweep_at: usize,
     stats: FlowStats,
@@ -210,6 +228,7 @@ impl<T: Default> FlowTable<T> {
             limits,
             index: HashMap::default(),
             slots: Vec::new(),
+            deadline: Vec::new(),
             free: Vec::new(),
             sweep_at: 0,
             stats: FlowStats::default(),
@@ -269,14 +288,13 @@ impl<T: Default> FlowTable<T> {
         if let Some(&i) = self.index.get(&key) {
             let i = i as usize;
             let limits = self.limits;
-            let (closed, idle) =
-                self.slots
-                    .get(i)
-                    .and_then(|s| s.as_ref())
-                    .map_or((false, false), |f| {
-                        let idle = clock.secs_since(f.last_ts) > f.idle_limit(&limits) as f64;
-                        (f.is_closed(), idle)
-                    });
+            let (closed, idle) = self
+                .slots
+                .get(i)
+                .and_then(|s| s.as_ref())
+                .map_or((false, false), |f| {
+                    (f.is_closed(), f.expired(clock, &limits))
+                });
             // A SYN on a closed connection's tuple starts a new one; so does
             // any packet once the flow is idle past its timeout, whether or
             // not the sweeper has reached it yet: flow boundaries must not
@@ -342,13 +360,16 @@ impl<T: Default> FlowTable<T> {
             closed: 0,
             user: T::default(),
         };
+        let deadline = flow.deadline(&self.limits);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(flow);
+                self.deadline[i as usize] = deadline;
                 i as usize
             }
             None => {
                 self.slots.push(Some(flow));
+                self.deadline.push(deadline);
                 self.slots.len() - 1
             }
         };
@@ -367,7 +388,8 @@ impl<T: Default> FlowTable<T> {
         tcp_flags: u8,
         link: LinkInfo,
     ) {
-        if let Some(f) = self.get_mut(slot) {
+        let limits = self.limits;
+        if let Some(f) = self.slots.get_mut(slot).and_then(|s| s.as_mut()) {
             f.last_ts = f.last_ts.max(now);
             f.packets[dir as usize] += 1;
             f.bytes[dir as usize] += u64::from(wire_len);
@@ -380,11 +402,20 @@ impl<T: Default> FlowTable<T> {
             if tcp_flags & tcpflags::RST != 0 {
                 f.closed |= 0b100;
             }
+            if tcp_flags & (tcpflags::FIN | tcpflags::RST) != 0 {
+                let d = f.deadline(&limits);
+                if let Some(slot) = self.deadline.get_mut(slot) {
+                    *slot = d;
+                }
+            }
         }
     }
 
     fn remove(&mut self, slot: usize) -> Option<Flow<T>> {
         let flow = self.slots.get_mut(slot)?.take()?;
+        if let Some(d) = self.deadline.get_mut(slot) {
+            *d = i64::MAX;
+        }
         let key = FlowKey::new(flow.proto, flow.client, flow.server);
         self.index.remove(&key);
         self.free.push(slot as u32);
@@ -403,13 +434,21 @@ impl<T: Default> FlowTable<T> {
         for _ in 0..n.min(len) {
             self.sweep_at = (self.sweep_at + 1) % len;
             let i = self.sweep_at;
-            let idle = match self.slots[i].as_ref() {
-                Some(f) => now.secs_since(f.last_ts) > f.idle_limit(&self.limits) as f64,
-                None => false,
+            if self.deadline.get(i).is_none_or(|d| now.0 <= *d) {
+                continue;
+            }
+            // The bound has passed: look at the flow itself.
+            let deadline = match self.slots.get(i).and_then(|s| s.as_ref()) {
+                Some(f) => f.deadline(&self.limits),
+                None => i64::MAX,
             };
-            if idle && let Some(f) = self.remove(i) {
-                self.stats.expired += 1;
-                ended.push(f);
+            if now.0 > deadline {
+                if let Some(f) = self.remove(i) {
+                    self.stats.expired += 1;
+                    ended.push(f);
+                }
+            } else if let Some(d) = self.deadline.get_mut(i) {
+                *d = deadline;
             }
         }
     }

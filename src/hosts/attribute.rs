@@ -586,16 +586,21 @@ impl Analysis {
         matched: Option<(&str, RuleId)>,
         shared: bool,
     ) {
+        // Only vendor names are worth remembering: passive DNS serves
+        // attribution alone. This keeps the table small on a busy resolver
+        // link, and a flood of random names cannot evict a vendor's answer.
+        let Some((name, rule)) = matched else {
+            return;
+        };
         if unattributable(client) {
             return;
         }
-        let qname = msg.qname().unwrap_or("");
-        let resolved: Arc<str> = matched.map(|(n, _)| n).unwrap_or(qname).into();
+        let resolved: Arc<str> = name.into();
         for a in &msg.answers {
             if let AnswerData::Addr(addr) = a.data {
                 let resolution = Resolution {
                     name: Arc::clone(&resolved),
-                    rule: matched.map(|(_, r)| r),
+                    rule: Some(rule),
                     shared,
                 };
                 self.pdns.insert(now, client, addr, a.ttl, resolution);

@@ -2,7 +2,8 @@
 //! from DNS answers seen on the wire, so that a later connection to the bare
 //! address (no SNI, no Host header) is still attributed to the name.
 //!
-//! Entries are per (address, client): the client that resolved the name is
+//! Only answers whose name (or a CNAME in their chain) matches a feed are
+//! kept. Entries are per (address, client): the client that resolved the name is
 //! the one expected to connect. A lookup prefers the same client's entry and
 //! falls back to another client's answer received over UDP (a forwarder may
 //! resolve on the client's behalf; answers over TCP are not shared, as the
