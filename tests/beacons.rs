@@ -67,7 +67,12 @@ fn a_simulated_day() {
     // session.
     let conns = agent["connections"].as_u64().unwrap();
     assert_eq!(conns, lookups + truth.retried as u64 + updates);
-    assert!(b["confirmed_at"].as_str().is_some_and(|t| t.starts_with("2024-06-20T0")), "{b}");
+    assert!(
+        b["confirmed_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2024-06-20T0")),
+        "{b}"
+    );
 
     // A one-off visit and browser bursts are not beacons.
     let visit = contact(&r, "10.30.0.6", "kaspersky").expect("the visit");
@@ -85,7 +90,11 @@ fn a_simulated_day() {
     let median = median_gap(&truth.dns_only, 600.0);
     assert!((f(&b["period_s"]) - median).abs() <= 3.0, "{b} vs {median}");
     assert!(
-        b["count"].as_u64().unwrap().abs_diff(truth.dns_only.len() as u64) <= 1,
+        b["count"]
+            .as_u64()
+            .unwrap()
+            .abs_diff(truth.dns_only.len() as u64)
+            <= 1,
         "{b}"
     );
 }
@@ -105,9 +114,14 @@ fn the_table_shows_the_periods() {
     };
     assert!(text.contains("BEACON"), "{text}");
     let agent = row("10.30.0.5");
-    assert!(agent[0].contains(" 29") && agent[0].contains(" s "), "{agent:?}");
-    assert!(agent[1].contains(" 3"), "second period on the next line: {agent:?}");
+    assert!(
+        agent[0].contains(" 29") && agent[0].contains(" s "),
+        "{agent:?}"
+    );
+    assert!(
+        agent[1].contains(" 3"),
+        "second period on the next line: {agent:?}"
+    );
     let browser = row("10.30.0.7");
     assert!(browser[0].contains(" - "), "{browser:?}");
 }
-

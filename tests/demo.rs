@@ -49,7 +49,10 @@ fn kaspersky_agent_with_split_client_hello_and_beacon() {
     // intervals the generator drew; the update connection before them is
     // not a beat.
     let times = phonehome_synth::demo::beacon_times();
-    let mut gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
+    let mut gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e9)
+        .collect();
     gaps.sort_by(f64::total_cmp);
     let median = gaps[gaps.len() / 2];
     let b = &c["beacon"];

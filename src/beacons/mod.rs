@@ -158,7 +158,11 @@ fn period(p: &Period, total_sessions: u64, kept: usize) -> BeaconPeriod {
     }
 }
 
-fn beacon(series: &Series, window: Option<(Timestamp, Timestamp)>, source: Source) -> Option<Beacon> {
+fn beacon(
+    series: &Series,
+    window: Option<(Timestamp, Timestamp)>,
+    source: Source,
+) -> Option<Beacon> {
     let (found, _) = series.analyze(window)?;
     if found.primary.score < THRESHOLD {
         return None;
@@ -166,9 +170,7 @@ fn beacon(series: &Series, window: Option<(Timestamp, Timestamp)>, source: Sourc
     let kept = series.kept();
     Some(Beacon {
         primary: period(&found.primary, series.sessions, kept),
-        second: found
-            .second
-            .map(|s| period(&s, series.sessions, kept)),
+        second: found.second.map(|s| period(&s, series.sessions, kept)),
         source,
         confirmed_at: None,
     })

@@ -123,7 +123,7 @@ pub fn bowley(sorted: &[f64], min_iqr: f64) -> f64 {
     let q2 = quantile_sorted(sorted, 0.5);
     let q3 = quantile_sorted(sorted, 0.75);
     let iqr = q3 - q1;
-    if !(iqr >= min_iqr) || q2 == q1 || q2 == q3 {
+    if iqr.is_nan() || iqr < min_iqr || q2 == q1 || q2 == q3 {
         return 0.0;
     }
     ((q1 + q3 - 2.0 * q2) / iqr).clamp(-1.0, 1.0)
@@ -153,13 +153,15 @@ pub fn size_score(sizes: &[u32]) -> Option<f64> {
 
 /// The beat `k` an interval `d` fits for period `p`, with its deviation.
 fn fit(d: f64, p: f64) -> Option<(f64, f64)> {
-    if !(p > 0.0) || !d.is_finite() {
+    if p.is_nan() || p <= 0.0 || !d.is_finite() {
         return None;
     }
-    let k = (d / p).round();
-    if !(1.0..=K_MAX).contains(&k) {
+    let x = d / p;
+    if !(0.5..K_MAX + 0.5).contains(&x) {
         return None;
     }
+    // Round half up by truncation (x is positive and bounded): no libm call.
+    let k = (x + 0.5) as u32 as f64;
     let dev = d - k * p;
     (dev.abs() <= TOL * p).then_some((k, dev))
 }
@@ -167,27 +169,45 @@ fn fit(d: f64, p: f64) -> Option<(f64, f64)> {
 /// How well `p` explains the intervals: each fitting interval counts
 /// `1/k`, so the base period beats its multiples (which miss the single
 /// intervals) and its fractions (which need k ≥ 2 for everything).
-fn support(intervals: &[f64], p: f64) -> f64 {
-    intervals
+fn support(sorted: &[f64], p: f64) -> f64 {
+    fitting_range(sorted, p)
         .iter()
         .filter_map(|&d| fit(d, p))
         .map(|(k, _)| 1.0 / k)
         .sum()
 }
 
-/// Moves `p` to the median of `d/k` over the intervals it fits.
-fn refine(intervals: &[f64], p: f64, buf: &mut Vec<f64>) -> f64 {
+/// The part of sorted intervals that can fit `p` at all.
+fn fitting_range(sorted: &[f64], p: f64) -> &[f64] {
+    let lo = sorted.partition_point(|d| *d < (1.0 - TOL) * p);
+    let hi = sorted.partition_point(|d| *d <= (K_MAX + TOL) * p);
+    sorted.get(lo..hi.max(lo)).unwrap_or(&[])
+}
+
+/// Moves `p` to the median of `d/k` over the (sorted) intervals it fits.
+fn refine(sorted: &[f64], p: f64, buf: &mut Vec<f64>) -> f64 {
     buf.clear();
     buf.extend(
-        intervals
+        fitting_range(sorted, p)
             .iter()
             .filter_map(|&d| fit(d, p).map(|(k, _)| d / k)),
     );
-    if buf.is_empty() {
-        return p;
+    median_unsorted(buf).unwrap_or(p)
+}
+
+/// Median by selection (O(n), reorders `v`); `None` when empty.
+fn median_unsorted(v: &mut [f64]) -> Option<f64> {
+    let n = v.len();
+    if n == 0 {
+        return None;
     }
-    sort(buf);
-    median_sorted(buf)
+    let (lower, mid, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let mid = *mid;
+    if n % 2 == 1 {
+        return Some(mid);
+    }
+    let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((below + mid) / 2.0)
 }
 
 /// The base period of a set of intervals (seconds), robust to missed
@@ -206,13 +226,23 @@ pub fn estimate_period(intervals: &[f64]) -> Option<f64> {
     sort(&mut sorted);
     let mut buf = Vec::with_capacity(sorted.len());
     let mut best: Option<(f64, f64)> = None;
+    let mut last_seed: Option<f64> = None;
     let n = sorted.len();
     let seeds = SEEDS.min(n);
     for s in 0..seeds {
-        let rank = if seeds > 1 { s * (n - 1) / (seeds - 1) } else { 0 };
+        let rank = if seeds > 1 {
+            s * (n - 1) / (seeds - 1)
+        } else {
+            0
+        };
         let Some(&seed) = sorted.get(rank) else {
             continue;
         };
+        // A seed this close to the last one tried refines to the same place.
+        if last_seed.is_some_and(|l| seed <= l * (1.0 + TOL / 2.0)) {
+            continue;
+        }
+        last_seed = Some(seed);
         let p = refine(&sorted, refine(&sorted, seed, &mut buf), &mut buf);
         if p < MIN_PERIOD_S {
             continue;
@@ -275,7 +305,7 @@ fn walk_from(times: &[f64], p: f64, start: usize) -> Walk {
         let mut m = j + 1;
         while let Some(&tm) = times.get(m) {
             let dm = tm - anchor;
-            if (dm / p).round() != k {
+            if (dm / p + 0.5) as u32 as f64 != k {
                 break;
             }
             if let Some((_, devm)) = fit(dm, p)
@@ -305,7 +335,10 @@ fn walk(times: &[f64], p: f64) -> Walk {
     let mut best: Option<Walk> = None;
     for start in 0..ANCHORS.min(times.len()) {
         let w = walk_from(times, p, start);
-        if best.as_ref().is_none_or(|b| w.fitted.len() > b.fitted.len()) {
+        if best
+            .as_ref()
+            .is_none_or(|b| w.fitted.len() > b.fitted.len())
+        {
             best = Some(w);
         }
     }
@@ -371,7 +404,7 @@ fn describe(
     let mut per_beat: Vec<f64> = w.fitted.iter().map(|(d, k)| d / k).collect();
     sort(&mut per_beat);
     let period = median_sorted(&per_beat);
-    if !(period >= MIN_PERIOD_S) {
+    if period.is_nan() || period < MIN_PERIOD_S {
         return None;
     }
     // Deviation from the expected beat, over the period (not over k
@@ -439,7 +472,11 @@ fn intervals(times: &[f64]) -> Vec<f64> {
 /// of the observation window (seconds; `None` when unknown, e.g. live).
 /// `None` when no period has [`MIN_BEATS`] on-beat sessions.
 pub fn analyze(times: &[f64], sizes: &[u32], window_s: Option<f64>) -> Option<Found> {
-    if times.len() < MIN_BEATS || times.windows(2).any(|w| !(w[1] >= w[0])) {
+    if times.len() < MIN_BEATS
+        || times
+            .windows(2)
+            .any(|w| w[0].is_nan() || w[1].is_nan() || w[1] < w[0])
+    {
         return None;
     }
     let p1 = estimate_period(&intervals(times))?;
@@ -462,12 +499,6 @@ pub fn analyze(times: &[f64], sizes: &[u32], window_s: Option<f64>) -> Option<Fo
         None
     };
     let explained = w1.beats + second.map_or(0, |s| s.beats);
-    let primary = describe(
-        times,
-        &w1,
-        explained,
-        size_score(sizes),
-        window_s,
-    )?;
+    let primary = describe(times, &w1, explained, size_score(sizes), window_s)?;
     Some(Found { primary, second })
 }

@@ -135,7 +135,10 @@ fn interleaved_five_minute_and_hourly_periods() {
     assert!(b.primary.count.abs_diff(fast) <= 3, "{b:?} vs {fast}");
     let second = b.second.expect("the hourly checks");
     assert!(within(second.period_s, 3600.0, 0.03), "{second:?}");
-    assert!(second.count.abs_diff(hourly.len() as u64) <= 2, "{second:?}");
+    assert!(
+        second.count.abs_diff(hourly.len() as u64) <= 2,
+        "{second:?}"
+    );
 }
 
 #[test]
@@ -245,7 +248,10 @@ fn hostile_timestamps_do_not_panic() {
     assert!(within(r.primary.period_s, 300.0, 0.001), "{r:?}");
     // NaN and infinities never reach the scorer from a series, but the
     // scorer refuses them anyway.
-    assert_eq!(analyze(&[0.0, f64::NAN, 1.0, 2.0, 3.0, 4.0], &[], None), None);
+    assert_eq!(
+        analyze(&[0.0, f64::NAN, 1.0, 2.0, 3.0, 4.0], &[], None),
+        None
+    );
     assert_eq!(analyze(&[5.0, 4.0, 3.0, 2.0, 1.0, 0.0], &[], None), None);
     let inf = [0.0, 300.0, 600.0, 900.0, 1200.0, f64::INFINITY];
     let _ = analyze(&inf, &[], Some(f64::INFINITY));
@@ -256,13 +262,22 @@ fn random_arrivals_are_not_beacons() {
     let mut worst: f64 = 0.0;
     for seed in 0..40 {
         let mut rng = Rng::new(seed);
-        for (mean, n) in [(300.0, 288), (60.0, 400), (3600.0, 24), (600.0, 12), (120.0, 30)] {
+        for (mean, n) in [
+            (300.0, 288),
+            (60.0, 400),
+            (3600.0, 24),
+            (600.0, 12),
+            (120.0, 30),
+        ] {
             let times = random_times(mean, n, &mut rng);
             let span = times.last().copied().unwrap_or(0.0);
             let found = analyze(&times, &[], Some(span));
             let score = found.map_or(0.0, |f| f.primary.score);
             worst = worst.max(score);
-            assert!(score < THRESHOLD, "seed {seed}, mean {mean}, n {n}: {found:?}");
+            assert!(
+                score < THRESHOLD,
+                "seed {seed}, mean {mean}, n {n}: {found:?}"
+            );
         }
     }
     assert!(worst > 0.0, "the scorer looked at something");
@@ -288,8 +303,14 @@ fn streaming_confirms_as_soon_as_the_evidence_suffices() {
         b.connection(ts(t));
     }
     let at = b.confirmed_at.expect("confirmed").secs_since(ts(0.0));
-    assert!(at > 10.0 * 300.0 && at < 8.0 * 3600.0, "confirmed after {at} s");
-    assert_eq!(b.result(window(DAY)).and_then(|r| r.confirmed_at), b.confirmed_at);
+    assert!(
+        at > 10.0 * 300.0 && at < 8.0 * 3600.0,
+        "confirmed after {at} s"
+    );
+    assert_eq!(
+        b.result(window(DAY)).and_then(|r| r.confirmed_at),
+        b.confirmed_at
+    );
     // ... and random arrivals never are.
     let mut rng = Rng::new(10);
     let mut b = Beacons::default();
@@ -307,7 +328,11 @@ fn memory_is_bounded() {
         b.connection_bytes(1000 + u64::from(i % 7));
         b.dns_query(ts(60.0 * f64::from(i)));
     }
-    assert!(b.heap_bytes() <= 2 * (MAX_INTERVALS + MAX_SIZES) * 4, "{}", b.heap_bytes());
+    assert!(
+        b.heap_bytes() <= 2 * (MAX_INTERVALS + MAX_SIZES) * 4,
+        "{}",
+        b.heap_bytes()
+    );
     assert_eq!(b.connections.kept(), MAX_INTERVALS + 1);
     assert_eq!(b.connections.sessions, 100_000);
     let r = b.result(window(6_000_000.0)).expect("a beacon");
@@ -333,7 +358,10 @@ fn dns_queries_speak_when_connections_do_not() {
     for i in 0..48 {
         b.connection(ts(600.0 * f64::from(i) + 0.05));
     }
-    assert_eq!(b.result(window(DAY)).map(|r| r.source), Some(Source::Connections));
+    assert_eq!(
+        b.result(window(DAY)).map(|r| r.source),
+        Some(Source::Connections)
+    );
 }
 
 #[test]
@@ -360,7 +388,11 @@ fn sizes_and_skew_in_ritas_manner() {
     assert_eq!(size_score(&[1, 2]), None);
     assert_eq!(size_score(&[500; 20]), Some(1.0));
     let wild = [10, 90_000, 300, 7, 65_000, 1_200, 4, 30_000, 800, 2];
-    assert!(size_score(&wild).is_some_and(|s| s < 0.5), "{:?}", size_score(&wild));
+    assert!(
+        size_score(&wild).is_some_and(|s| s < 0.5),
+        "{:?}",
+        size_score(&wild)
+    );
     assert_eq!(bowley(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.0), 0.0);
     assert!(bowley(&[1.0, 1.1, 1.2, 5.0, 9.0], 0.0) > 0.5);
     assert_eq!(bowley(&[1.0, 1.0, 1.0, 1.0], 0.0), 0.0);
@@ -370,7 +402,11 @@ fn sizes_and_skew_in_ritas_manner() {
 /// mean of `1 − |Bowley skew|` and `(median − MAD) / median` of the sorted
 /// inter-arrival times; with the median interval, the period it implies.
 fn rita_ts_score(times: &[f64]) -> (f64, f64) {
-    let mut d: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).collect();
+    let mut d: Vec<f64> = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .collect();
     if d.len() < 3 {
         return (0.0, 0.0);
     }
@@ -380,7 +416,11 @@ fn rita_ts_score(times: &[f64]) -> (f64, f64) {
     let mut dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
     dev.sort_by(f64::total_cmp);
     let mad = dev[dev.len() / 2];
-    let mad_score = if med < 1.0 { 1.0 } else { ((med - mad) / med).max(0.0) };
+    let mad_score = if med < 1.0 {
+        1.0
+    } else {
+        ((med - mad) / med).max(0.0)
+    };
     ((skew + mad_score) / 2.0, med)
 }
 
@@ -402,7 +442,10 @@ fn better_than_rita_where_rita_stumbles() {
     // Interleaving: RITA's median-based score survives one interloper in
     // thirteen, but it has no way to say there are two clocks.
     let two = result(&interleaved, DAY).expect("a beacon");
-    assert!(two.second.is_some_and(|s| within(s.period_s, 3600.0, 0.03)), "{two:?}");
+    assert!(
+        two.second.is_some_and(|s| within(s.period_s, 3600.0, 0.03)),
+        "{two:?}"
+    );
     for (name, times) in [
         ("missed 40 %", &missed),
         ("retries 1 s apart", &retries),
@@ -415,7 +458,10 @@ fn better_than_rita_where_rita_stumbles() {
             ours.primary.score, ours.primary.period_s
         );
         assert!(ours.primary.score >= 0.85, "{name}: {ours:?}");
-        assert!(within(ours.primary.period_s, 300.0, 0.03), "{name}: {ours:?}");
+        assert!(
+            within(ours.primary.period_s, 300.0, 0.03),
+            "{name}: {ours:?}"
+        );
         let stumbles = rita < ours.primary.score - 0.1 || !within(rita_period, 300.0, 0.25);
         assert!(stumbles, "{name}: RITA {rita} at {rita_period} s");
     }

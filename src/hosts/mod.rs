@@ -371,3 +371,45 @@ impl HostTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_with(ip: &str, period_s: i64) -> HostTable {
+        let mut t = HostTable::new(HostLimits::default());
+        let ip: IpAddr = ip.parse().unwrap();
+        for i in 0..30 {
+            let now = Timestamp::from_parts(1_700_000_000 + i * period_s, 0);
+            t.observe(now);
+            let c = t.contact(ip, 0, now).unwrap();
+            c.connections += 1;
+            c.beacon.connection(now);
+        }
+        t
+    }
+
+    #[test]
+    fn merging_tables_of_disjoint_hosts_keeps_everything() {
+        let mut a = table_with("10.0.0.1", 300);
+        let b = table_with("10.0.0.2", 600);
+        let (wa, wb) = (a.window.unwrap(), b.window.unwrap());
+        a.merge(b);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.window, Some((wa.0.min(wb.0), wa.1.max(wb.1))));
+        let periods: Vec<f64> = a
+            .sorted()
+            .iter()
+            .map(|h| {
+                h.contacts[0]
+                    .beacon
+                    .result(a.window)
+                    .unwrap()
+                    .primary
+                    .period_s
+            })
+            .collect();
+        assert_eq!(periods, [300.0, 600.0]);
+        assert!(a.sorted().iter().all(|h| h.contacts[0].connections == 30));
+    }
+}

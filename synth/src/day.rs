@@ -113,7 +113,9 @@ impl Day {
             TcpFlags::SYN,
             &[],
         );
-        let pkt = self.cb.ip_packet(client.ip(), server.ip(), IPPROTO_TCP, &syn);
+        let pkt = self
+            .cb
+            .ip_packet(client.ip(), server.ip(), IPPROTO_TCP, &syn);
         self.cb.push_ip(ts, pkt);
         let rst = packet::tcp_segment(
             server.ip(),
@@ -125,7 +127,9 @@ impl Day {
             TcpFlags::RST | TcpFlags::ACK,
             &[],
         );
-        let pkt = self.cb.ip_packet(server.ip(), client.ip(), IPPROTO_TCP, &rst);
+        let pkt = self
+            .cb
+            .ip_packet(server.ip(), client.ip(), IPPROTO_TCP, &rst);
         self.cb.push_ip(ts + 20 * MILLI, pkt);
     }
 
@@ -262,7 +266,11 @@ mod tests {
         assert_eq!(bytes, cb2.to_pcapng_bytes());
         assert!(bytes.len() < 2_000_000, "{}", bytes.len());
         // ≈ 288 lookups minus 5 % and 90 minutes asleep.
-        assert!((230..275).contains(&truth.lookups.len()), "{}", truth.lookups.len());
+        assert!(
+            (230..275).contains(&truth.lookups.len()),
+            "{}",
+            truth.lookups.len()
+        );
         assert!(truth.retried > 10, "{}", truth.retried);
         assert!((23..=25).contains(&truth.updates.len()));
         assert_eq!(truth.burst_connections, 90);
