@@ -1,12 +1,15 @@
 //! Micro-benchmarks of the per-packet work, in nanoseconds per operation:
 //! frame decode, DNS parse, ClientHello SNI extraction, feed name (suffix)
 //! match and address (CIDR) lookup. Inputs are real frames from
-//! `captures/`, loaded once outside the timed loops.
+//! `captures/`, loaded once outside the timed loops. Also the beacon
+//! state: one connection start pushed (with its streaming check, rings
+//! full) and one full score of 512 sessions.
 //!
 //! Run: `cargo bench --bench parsers`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use phonehome::capture::CaptureFile;
+use phonehome::beacons::Beacons;
+use phonehome::capture::{CaptureFile, Timestamp};
 use phonehome::decode::{self, Decoded, Transport};
 use phonehome::feeds::{self, Intel};
 use phonehome::protocols::{dns::DnsMessage, tls};
@@ -117,5 +120,58 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(parsers, benches);
+/// A deterministic pseudo-random stream of interval lengths, in ns.
+struct Gaps(u64);
+
+impl Gaps {
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// 300 s ± 15 %.
+    fn beacon(&mut self) -> i64 {
+        ((300.0 + 90.0 * (self.unit() - 0.5)) * 1e9) as i64
+    }
+    /// Random arrivals, mean 300 s.
+    fn random(&mut self) -> i64 {
+        ((5.0 - 295.0 * (1.0 - self.unit()).ln()) * 1e9) as i64
+    }
+}
+
+fn beacon_benches(c: &mut Criterion) {
+    // Steady state: rings full, random arrivals never confirm, so the
+    // streaming check keeps running (every 64th session) — the worst case.
+    let mut gaps = Gaps(1);
+    let mut b = Beacons::default();
+    let mut t = Timestamp(1_700_000_000_000_000_000);
+    for _ in 0..2000 {
+        t = Timestamp(t.0 + gaps.random());
+        b.connection(t);
+        b.connection_bytes(4000);
+    }
+    c.bench_function("beacons/push connection (random, checks on)", |bn| {
+        bn.iter(|| {
+            t = Timestamp(t.0 + gaps.random());
+            b.connection(black_box(t));
+            b.connection_bytes(black_box(4000));
+        })
+    });
+    let mut full = Beacons::default();
+    let mut t = Timestamp(1_700_000_000_000_000_000);
+    for _ in 0..2000 {
+        t = Timestamp(t.0 + gaps.beacon());
+        full.connection(t);
+        full.connection_bytes(4000);
+    }
+    let window = Some((Timestamp(1_700_000_000_000_000_000), t));
+    c.bench_function("beacons/score 512 sessions", |bn| {
+        bn.iter(|| black_box(full.result(black_box(window))))
+    });
+}
+
+criterion_group!(parsers, benches, beacon_benches);
 criterion_main!(parsers);

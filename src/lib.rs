@@ -13,7 +13,8 @@
 //! 4. [`protocols`] parses DNS, TLS ClientHellos and HTTP heads.
 //! 5. [`feeds`] knows each vendor's names, ranges and fingerprints.
 //! 6. [`hosts`] attributes conversations to vendors (with passive DNS for
-//!    bare addresses) and keeps per-host contact records.
+//!    bare addresses) and keeps per-host contact records; each contact owns
+//!    [`beacons`] state that says whether the host contacts it on a clock.
 //! 7. [`output`] writes the report (table or JSON) and the event log.
 //!
 //! [`analyze`] wires the stages together for offline analysis, on one thread
@@ -29,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod analyze;
+pub mod beacons;
 pub mod bytes;
 pub mod capture;
 pub mod cli;

@@ -21,3 +21,6 @@ mod parallel;
 
 /// The HTML report in headless Chromium: rendering, hostile names, 10,000 hosts.
 mod html;
+
+/// Beacon analysis of a generated day: periods, counts, nulls.
+mod beacons;

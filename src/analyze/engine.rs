@@ -407,6 +407,7 @@ impl Engine {
                 user,
                 first_ts,
                 last_ts,
+                bytes,
                 ..
             } = &mut f;
             if let Some(dirs) = tcp.as_mut() {
@@ -425,7 +426,9 @@ impl Engine {
                     d.release(&mut self.budget);
                 }
             }
-            self.analysis.flow_end(&ctx, user, *first_ts, *last_ts);
+            let total = bytes[0].saturating_add(bytes[1]);
+            self.analysis
+                .flow_end(&ctx, user, *first_ts, *last_ts, total);
         }
     }
 

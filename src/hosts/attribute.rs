@@ -64,6 +64,8 @@ pub struct FlowNote {
     dns: bool,
     /// Not attributable (multicast or broadcast peer).
     ignored: bool,
+    /// The conversation's first packet (a connection start for beacons).
+    start: Option<Timestamp>,
 }
 
 /// Counters of the analysis stage.
@@ -202,9 +204,13 @@ impl Analysis {
             Count::Connection if !note.counted.contains(&vendor) => {
                 c.connections += 1;
                 c.times.record(now);
+                c.beacon.connection(note.start.unwrap_or(now));
                 note.counted.push(vendor);
             }
-            Count::Query => c.dns_queries += 1,
+            Count::Query => {
+                c.dns_queries += 1;
+                c.beacon.dns_query(now);
+            }
             _ => {}
         }
         self.hosts.set_link(host, link);
@@ -230,6 +236,8 @@ impl Analysis {
 
     /// A conversation starts: address-range evidence and passive DNS lookup.
     pub fn flow_start(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
+        note.start = Some(now);
+        self.hosts.observe(now);
         note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
         note.dns = DNS_PORTS.contains(&ctx.server.port);
         if note.ignored || !self.is_host(ctx.client.addr) {
@@ -281,21 +289,25 @@ impl Analysis {
         }
     }
 
-    /// A conversation ended (closed, idle, or end of input).
+    /// A conversation ended (closed, idle, or end of input) having carried
+    /// `bytes` (both directions, on the wire).
     pub fn flow_end(
         &mut self,
         ctx: &FlowCtx,
         note: &mut FlowNote,
         first: Timestamp,
         last: Timestamp,
+        bytes: u64,
     ) {
         self.decide(ctx, note, first);
+        self.hosts.observe(last);
         if note.counted.is_empty() {
             return;
         }
         for vendor in std::mem::take(&mut note.counted) {
             if let Some(c) = self.hosts.contact(ctx.client.addr, vendor, first) {
                 c.last_seen = c.last_seen.max(last);
+                c.beacon.connection_bytes(bytes);
             }
         }
     }
@@ -489,6 +501,7 @@ impl Analysis {
         sink: &mut dyn EventSink,
     ) {
         self.stats.dns_messages += 1;
+        self.hosts.observe(now);
         let (src, dst) = ctx.endpoints(dir);
         let link = if dir == Dir::ToServer {
             ctx.link

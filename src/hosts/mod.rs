@@ -10,7 +10,10 @@
 //!
 //! Memory is bounded: hosts are capped ([`HostLimits`]), and each contact
 //! keeps at most [`MAX_NAMES`] names, [`MAX_SERVERS`] servers and
-//! [`MAX_RULES`] matched rules, counting what it had to leave out.
+//! [`MAX_RULES`] matched rules, counting what it had to leave out. Each
+//! contact also owns its bounded [`Beacons`] state (connection starts and
+//! sizes, DNS query times), from which the report says whether the host
+//! contacts the vendor on a clock.
 
 mod attribute;
 mod event;
@@ -21,6 +24,7 @@ pub use attribute::{Analysis, AnalysisStats, FlowCtx, FlowNote};
 pub use event::{Event, EventKind, EventSink, NoEvents, Transport};
 pub use times::{ConnTimes, MAX_TIMES};
 
+use crate::beacons::Beacons;
 use crate::capture::Timestamp;
 use crate::feeds::{Purpose, RuleId, VendorId};
 use foldhash::HashMap;
@@ -120,6 +124,8 @@ pub struct Contact {
     /// Start times of the counted conversations (an even sample of at most
     /// [`MAX_TIMES`]).
     pub times: ConnTimes,
+    /// Connection starts and sizes, DNS query times: the periodicity state.
+    pub beacon: Beacons,
 }
 
 impl Contact {
@@ -138,6 +144,7 @@ impl Contact {
             first_seen: now,
             last_seen: now,
             times: ConnTimes::default(),
+            beacon: Beacons::default(),
         }
     }
 
@@ -212,6 +219,7 @@ impl Contact {
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);
         self.times.merge(&o.times);
+        self.beacon.merge(o.beacon);
     }
 }
 
@@ -250,6 +258,9 @@ pub struct HostTable {
     hosts: HashMap<IpAddr, Host>,
     /// Contacts not recorded because the table was full.
     pub dropped: u64,
+    /// Earliest and latest time the analysis saw (the observation window
+    /// that beacon coverage is measured against).
+    pub window: Option<(Timestamp, Timestamp)>,
 }
 
 impl HostTable {
@@ -276,6 +287,14 @@ impl HostTable {
     /// Whether there are no hosts.
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
+    }
+
+    /// Widens the observation window to `now`.
+    pub fn observe(&mut self, now: Timestamp) {
+        self.window = Some(match self.window {
+            Some((a, b)) => (a.min(now), b.max(now)),
+            None => (now, now),
+        });
     }
 
     /// The contact of `ip` with `vendor`, created if needed (`None` when the
@@ -314,6 +333,10 @@ impl HostTable {
     /// both has its contacts merged vendor by vendor.
     pub fn merge(&mut self, other: HostTable) {
         self.dropped += other.dropped;
+        if let Some((a, b)) = other.window {
+            self.observe(a);
+            self.observe(b);
+        }
         for (ip, host) in other.hosts {
             let full = self.hosts.len() >= self.limits.max_hosts;
             match self.hosts.get_mut(&ip) {
@@ -346,5 +369,47 @@ impl HostTable {
                 h.mac = link.src_mac;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_with(ip: &str, period_s: i64) -> HostTable {
+        let mut t = HostTable::new(HostLimits::default());
+        let ip: IpAddr = ip.parse().unwrap();
+        for i in 0..30 {
+            let now = Timestamp::from_parts(1_700_000_000 + i * period_s, 0);
+            t.observe(now);
+            let c = t.contact(ip, 0, now).unwrap();
+            c.connections += 1;
+            c.beacon.connection(now);
+        }
+        t
+    }
+
+    #[test]
+    fn merging_tables_of_disjoint_hosts_keeps_everything() {
+        let mut a = table_with("10.0.0.1", 300);
+        let b = table_with("10.0.0.2", 600);
+        let (wa, wb) = (a.window.unwrap(), b.window.unwrap());
+        a.merge(b);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.window, Some((wa.0.min(wb.0), wa.1.max(wb.1))));
+        let periods: Vec<f64> = a
+            .sorted()
+            .iter()
+            .map(|h| {
+                h.contacts[0]
+                    .beacon
+                    .result(a.window)
+                    .unwrap()
+                    .primary
+                    .period_s
+            })
+            .collect();
+        assert_eq!(periods, [300.0, 600.0]);
+        assert!(a.sorted().iter().all(|h| h.contacts[0].connections == 30));
     }
 }

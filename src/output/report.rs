@@ -3,6 +3,7 @@
 //! is a view of it.
 
 use super::time::rfc3339;
+use crate::beacons::{Beacon, BeaconPeriod};
 use crate::feeds::Intel;
 use crate::hosts::HostTable;
 use serde::Serialize;
@@ -126,8 +127,8 @@ pub struct ContactReport {
     pub first_seen: String,
     /// Last evidence.
     pub last_seen: String,
-    /// Periodicity analysis (filled by the beacon stage; null for now).
-    pub beacon: Option<serde_json::Value>,
+    /// Periodicity: `null` unless the host contacts the vendor on a clock.
+    pub beacon: Option<BeaconReport>,
     /// Start times of counted connections, in seconds after `first_seen`
     /// (sorted; an even sample of at most 128: one connection in
     /// `connection_times_every`).
@@ -152,6 +153,70 @@ fn offsets(first: crate::capture::Timestamp, times: &[crate::capture::Timestamp]
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// One period of a beacon.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct PeriodReport {
+    /// Period, seconds (0.1 s resolution).
+    pub period_s: f64,
+    /// Median absolute deviation of the intervals from the period, as a
+    /// fraction of it (uniform ±15 % jitter gives about 0.075).
+    pub jitter: f64,
+    /// Score, 0..=1; a beacon from 0.7.
+    pub score: f64,
+    /// Sessions on the beat.
+    pub count: u64,
+}
+
+impl From<&BeaconPeriod> for PeriodReport {
+    fn from(p: &BeaconPeriod) -> Self {
+        let round = |x: f64, f: f64| (x * f).round() / f;
+        PeriodReport {
+            period_s: round(p.period_s, 10.0),
+            jitter: round(p.jitter, 1000.0),
+            score: round(p.score, 1000.0),
+            count: p.count,
+        }
+    }
+}
+
+/// A host's periodic contact with a vendor (schema in README).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BeaconReport {
+    /// The dominant period, seconds.
+    pub period_s: f64,
+    /// Its jitter (see [`PeriodReport::jitter`]).
+    pub jitter: f64,
+    /// Its score.
+    pub score: f64,
+    /// Its on-beat sessions.
+    pub count: u64,
+    /// `connections` or `dns`: the series the beacon was found in.
+    pub source: &'static str,
+    /// When the streaming check first confirmed it.
+    pub confirmed_at: Option<String>,
+    /// Both periods, dominant first, when a second one is interleaved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub periods: Vec<PeriodReport>,
+}
+
+impl From<&Beacon> for BeaconReport {
+    fn from(b: &Beacon) -> Self {
+        let p = PeriodReport::from(&b.primary);
+        BeaconReport {
+            period_s: p.period_s,
+            jitter: p.jitter,
+            score: p.score,
+            count: p.count,
+            source: b.source.as_str(),
+            confirmed_at: b.confirmed_at.map(rfc3339),
+            periods: match &b.second {
+                Some(s) => vec![p, PeriodReport::from(s)],
+                None => Vec::new(),
+            },
+        }
+    }
 }
 
 /// One host.
@@ -201,7 +266,11 @@ impl Report {
                         dns_queries: c.dns_queries,
                         first_seen: rfc3339(c.first_seen),
                         last_seen: rfc3339(c.last_seen),
-                        beacon: None,
+                        beacon: c
+                            .beacon
+                            .result(hosts.window)
+                            .as_ref()
+                            .map(BeaconReport::from),
                         connection_times: offsets(c.first_seen, c.times.times()),
                         connection_times_every: c.times.every(),
                         rules: c

@@ -2,7 +2,7 @@
 //! then the names on their own indented line, then a summary. Fits in 100
 //! columns; nothing from the wire reaches the terminal unescaped.
 
-use super::report::{Report, Summary};
+use super::report::{BeaconReport, Report, Summary};
 use std::fmt::Write;
 
 /// Report width in columns.
@@ -14,7 +14,7 @@ struct Column {
     right: bool,
 }
 
-const COLUMNS: [Column; 8] = [
+const COLUMNS: [Column; 9] = [
     Column {
         title: "HOST",
         width: 15,
@@ -43,6 +43,11 @@ const COLUMNS: [Column; 8] = [
     Column {
         title: "DNS",
         width: 4,
+        right: true,
+    },
+    Column {
+        title: "BEACON",
+        width: 7,
         right: true,
     },
     Column {
@@ -114,6 +119,19 @@ fn date_time(rfc: &str) -> Vec<String> {
     }
 }
 
+/// The beacon column: each period, rounded to the second (`-` for none).
+fn beacon_cell(b: Option<&BeaconReport>) -> Vec<String> {
+    match b {
+        None => vec!["-".to_string()],
+        Some(b) if b.periods.is_empty() => vec![format!("{:.0} s", b.period_s)],
+        Some(b) => b
+            .periods
+            .iter()
+            .map(|p| format!("{:.0} s", p.period_s))
+            .collect(),
+    }
+}
+
 /// Renders the report as a table.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -137,6 +155,7 @@ pub fn render(report: &Report) -> String {
                     c.evidence.iter().map(|e| e.to_string()).collect(),
                     vec![c.connections.to_string()],
                     vec![c.dns_queries.to_string()],
+                    beacon_cell(c.beacon.as_ref()),
                     date_time(&c.first_seen),
                     date_time(&c.last_seen),
                 ];

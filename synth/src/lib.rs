@@ -11,10 +11,12 @@
 //! - [`packet`]: link-layer frames, IPv4/IPv6 (fragments, extension headers), TCP/UDP;
 //! - [`dns`], [`tls`], [`http`]: application payloads;
 //! - [`session`]: whole conversations (TCP handshakes, segmentation, DNS lookups);
-//! - [`demo`]: the deterministic demo scenario written by the `gen-demo` binary.
+//! - [`demo`]: the deterministic demo scenario written by the `gen-demo` binary;
+//! - [`day`]: a simulated day of agent beacons, visits and browser bursts.
 
 #![warn(missing_docs)]
 
+pub mod day;
 pub mod demo;
 pub mod dns;
 pub mod http;
