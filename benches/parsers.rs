@@ -151,13 +151,13 @@ fn beacon_benches(c: &mut Criterion) {
     for _ in 0..2000 {
         t = Timestamp(t.0 + gaps.random());
         b.connection(t);
-        b.connection_bytes(4000);
+        b.connection_bytes(t, 4000);
     }
     c.bench_function("beacons/push connection (random, checks on)", |bn| {
         bn.iter(|| {
             t = Timestamp(t.0 + gaps.random());
             b.connection(black_box(t));
-            b.connection_bytes(black_box(4000));
+            b.connection_bytes(t, black_box(4000));
         })
     });
     let mut full = Beacons::default();
@@ -165,7 +165,7 @@ fn beacon_benches(c: &mut Criterion) {
     for _ in 0..2000 {
         t = Timestamp(t.0 + gaps.beacon());
         full.connection(t);
-        full.connection_bytes(4000);
+        full.connection_bytes(t, 4000);
     }
     let window = Some((Timestamp(1_700_000_000_000_000_000), t));
     c.bench_function("beacons/score 512 sessions", |bn| {

@@ -68,7 +68,7 @@
 //!
 //! # Memory
 //!
-//! Per destination at most 2 × 2 KiB of intervals + 512 B of sizes + about
+//! Per destination at most 2 × 2 KiB of intervals + 2 KiB of sizes + about
 //! 150 B of fixed state; a destination with a handful of contacts holds a
 //! few dozen bytes. Rings grow only as sessions arrive.
 
@@ -162,8 +162,9 @@ fn beacon(
     series: &Series,
     window: Option<(Timestamp, Timestamp)>,
     source: Source,
+    with_sizes: bool,
 ) -> Option<Beacon> {
-    let (found, _) = series.analyze(window)?;
+    let (found, _) = series.analyze(window, with_sizes)?;
     if found.primary.score < THRESHOLD {
         return None;
     }
@@ -184,9 +185,10 @@ impl Beacons {
         }
     }
 
-    /// A connection to the destination ended having carried `bytes`.
-    pub fn connection_bytes(&mut self, bytes: u64) {
-        self.connections.push_size(bytes);
+    /// The connection to the destination that began at `start` ended
+    /// having carried `bytes`.
+    pub fn connection_bytes(&mut self, start: Timestamp, bytes: u64) {
+        self.connections.push_size(start, bytes);
     }
 
     /// A DNS query for one of the destination's names, at `ts`.
@@ -212,7 +214,7 @@ impl Beacons {
             return;
         }
         *unchecked = 0;
-        if beacon(series, None, source).is_some() {
+        if beacon(series, None, source, false).is_some() {
             self.confirmed_at = series.latest();
         }
     }
@@ -220,8 +222,8 @@ impl Beacons {
     /// The beacon, if either series beats: the connection series first.
     /// `window` is the observation window, for coverage.
     pub fn result(&self, window: Option<(Timestamp, Timestamp)>) -> Option<Beacon> {
-        beacon(&self.connections, window, Source::Connections)
-            .or_else(|| beacon(&self.dns, window, Source::Dns))
+        beacon(&self.connections, window, Source::Connections, true)
+            .or_else(|| beacon(&self.dns, window, Source::Dns, true))
             .map(|mut b| {
                 b.confirmed_at = self.confirmed_at;
                 b

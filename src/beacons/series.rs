@@ -18,8 +18,54 @@ pub const BURST_GAP_NS: i64 = 5_000_000_000;
 /// 42 hours of a 5-minute beacon.
 pub const MAX_INTERVALS: usize = 512;
 
-/// Connection sizes kept (the most recent): 512 bytes at the cap.
+/// Connection sizes kept: 1 KiB at the cap.
 pub const MAX_SIZES: usize = 128;
+
+/// A bounded sample of connection sizes that does not depend on the order in
+/// which connections end (they end when the flow table lets them go, which
+/// differs between one and N worker threads): each size is keyed by a hash
+/// of its connection's start time and the [`MAX_SIZES`] smallest keys stay
+/// (a bottom-k sample, uniform over the connections).
+#[derive(Debug, Clone, Default)]
+struct SizeSample {
+    kept: Vec<(u64, u32)>,
+}
+
+/// SplitMix64's finaliser: a fixed, well-mixed hash of a start time.
+fn mix(ts: Timestamp) -> u64 {
+    let mut z = (ts.0 as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SizeSample {
+    fn push(&mut self, key: u64, size: u32) {
+        if self.kept.len() < MAX_SIZES {
+            self.kept.push((key, size));
+            return;
+        }
+        // Replace the largest key if this one is smaller (ties by size, so
+        // the outcome is the same in any order).
+        if let Some((i, max)) = self
+            .kept
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by_key(|(_, e)| *e)
+            && (key, size) < max
+            && let Some(slot) = self.kept.get_mut(i)
+        {
+            *slot = (key, size);
+        }
+    }
+
+    fn sizes(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.kept.iter().map(|e| e.1).collect();
+        v.sort_unstable();
+        v
+    }
+}
 
 /// A ring of at most `cap` values: grows with use, then overwrites the
 /// oldest. An empty ring allocates nothing.
@@ -69,7 +115,7 @@ pub struct Series {
     /// Milliseconds between consecutive session starts (saturating).
     intervals: Ring,
     /// Bytes per connection (saturating).
-    sizes: Ring,
+    sizes: SizeSample,
     /// Starts pushed.
     pub starts: u64,
     /// Sessions (bursts count once).
@@ -116,16 +162,17 @@ impl Series {
         false
     }
 
-    /// A contact carried `bytes` (both directions, on the wire).
-    pub fn push_size(&mut self, bytes: u64) {
+    /// The connection that began at `start` carried `bytes` (both
+    /// directions, on the wire).
+    pub fn push_size(&mut self, start: Timestamp, bytes: u64) {
         self.sizes
-            .push(u32::try_from(bytes).unwrap_or(u32::MAX), MAX_SIZES);
+            .push(mix(start), u32::try_from(bytes).unwrap_or(u32::MAX));
     }
 
     /// A contact that began at `start` and carried `bytes`.
     pub fn push(&mut self, start: Timestamp, bytes: u64) {
         self.push_start(start);
-        self.push_size(bytes);
+        self.push_size(start, bytes);
     }
 
     /// Sessions still in the ring (the current one included).
@@ -166,10 +213,20 @@ impl Series {
     }
 
     /// The analysis of the kept sessions; `window` is the observation
-    /// window (for coverage), when known.
-    pub fn analyze(&self, window: Option<(Timestamp, Timestamp)>) -> Option<(Found, Timestamp)> {
+    /// window (for coverage), when known. Without `with_sizes` the sizes
+    /// are left out (the streaming check: sizes arrive when connections
+    /// end, at times that depend on the flow table, not on the input).
+    pub fn analyze(
+        &self,
+        window: Option<(Timestamp, Timestamp)>,
+        with_sizes: bool,
+    ) -> Option<(Found, Timestamp)> {
         let (times, origin) = self.times();
-        let sizes: Vec<u32> = self.sizes.iter().collect();
+        let sizes = if with_sizes {
+            self.sizes.sizes()
+        } else {
+            Vec::new()
+        };
         let window_s = window.map(|(a, b)| b.secs_since(a));
         score::analyze(&times, &sizes, window_s).map(|f| (f, origin))
     }
@@ -212,8 +269,8 @@ impl Series {
         for ts in starts {
             merged.push_start(ts);
         }
-        for s in self.sizes.iter().chain(other.sizes.iter()) {
-            merged.sizes.push(s, MAX_SIZES);
+        for (key, size) in self.sizes.kept.iter().chain(other.sizes.kept.iter()) {
+            merged.sizes.push(*key, *size);
         }
         if let (Some(o), Some(f)) = (merged.open.as_mut(), first) {
             o.first = f;
@@ -226,6 +283,6 @@ impl Series {
 
     /// Bytes this series holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        (self.intervals.buf.capacity() + self.sizes.buf.capacity()) * 4
+        self.intervals.buf.capacity() * 4 + self.sizes.kept.capacity() * 16
     }
 }

@@ -47,7 +47,7 @@ fn feed(times: &[f64], bytes: u64) -> Beacons {
     let mut b = Beacons::default();
     for &t in &sorted {
         b.connection(ts(t));
-        b.connection_bytes(bytes);
+        b.connection_bytes(ts(t), bytes);
     }
     b
 }
@@ -216,7 +216,7 @@ fn hostile_timestamps_do_not_panic() {
     let mut b = Beacons::default();
     for ts in extremes.iter().cycle().take(600) {
         b.connection(*ts);
-        b.connection_bytes(u64::MAX);
+        b.connection_bytes(*ts, u64::MAX);
         b.dns_query(*ts);
     }
     let _ = b.result(Some((Timestamp(i64::MIN), Timestamp(i64::MAX))));
@@ -325,7 +325,7 @@ fn memory_is_bounded() {
     let mut b = Beacons::default();
     for i in 0..100_000u32 {
         b.connection(ts(60.0 * f64::from(i)));
-        b.connection_bytes(1000 + u64::from(i % 7));
+        b.connection_bytes(ts(60.0 * f64::from(i)), 1000 + u64::from(i % 7));
         b.dns_query(ts(60.0 * f64::from(i)));
     }
     assert!(

@@ -307,7 +307,8 @@ impl Analysis {
         for vendor in std::mem::take(&mut note.counted) {
             if let Some(c) = self.hosts.contact(ctx.client.addr, vendor, first) {
                 c.last_seen = c.last_seen.max(last);
-                c.beacon.connection_bytes(bytes);
+                c.beacon
+                    .connection_bytes(note.start.unwrap_or(first), bytes);
             }
         }
     }
