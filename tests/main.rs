@@ -21,3 +21,6 @@ mod parallel;
 
 /// The HTML report in headless Chromium: rendering, hostile names, 10,000 hosts.
 mod html;
+
+/// GeoIP/ASN databases: enrichment, `asn` evidence, watched places.
+mod geo;
