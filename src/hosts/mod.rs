@@ -210,7 +210,8 @@ impl Contact {
     /// Whether `o` is the same contact: the same vendor, or — without a
     /// vendor — the same watched server.
     fn same_key(&self, o: &Contact) -> bool {
-        self.vendor == o.vendor && (self.vendor.is_some() || self.servers.first() == o.servers.first())
+        self.vendor == o.vendor
+            && (self.vendor.is_some() || self.servers.first() == o.servers.first())
     }
 
     /// Folds in what another shard recorded for the same host and vendor
