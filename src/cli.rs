@@ -1,6 +1,7 @@
 //! Command-line flags, as parsed by clap: raw values and their help text, no
 //! I/O. `main` turns them into validated options.
 
+use crate::geo::WatchRule;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use std::path::PathBuf;
@@ -15,6 +16,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Analyse capture files (pcap, pcapng, gzip-compressed or not) and report
@@ -79,9 +82,47 @@ pub struct AnalyzeArgs {
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// GeoIP and ASN databases, watched places.
+    #[command(flatten, next_help_heading = "GeoIP and ASN")]
+    pub geo: GeoArgs,
+
     /// Memory caps and timeouts.
     #[command(flatten, next_help_heading = "Limits")]
     pub limits: LimitArgs,
+}
+
+/// GeoIP/ASN databases and watched places (README, "GeoIP and ASN").
+#[derive(Debug, Args)]
+pub struct GeoArgs {
+    /// Location database (.mmdb): MaxMind GeoIP2/GeoLite2 City or Country,
+    /// DB-IP, or ip-location-db city/country files. Servers in the report
+    /// get their country and city; watched places are checked. Repeatable
+    /// (e.g. separate IPv4 and IPv6 files): the first file that knows an
+    /// address answers.
+    #[arg(long, value_name = "FILE")]
+    pub geoip: Vec<PathBuf>,
+
+    /// ASN database (.mmdb): GeoLite2-ASN, GeoIP2-ISP, DB-IP or
+    /// ip-location-db ASN files. Servers get their AS number and
+    /// organisation; a vendor's AS number in the feeds is evidence `asn`.
+    /// Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub asn: Vec<PathBuf>,
+
+    /// Also watch this place (repeatable): CC (country), CC/City, or
+    /// LAT,LON,RADIUSkm. Conversations to watched places that no feed
+    /// attributes are reported with vendor null. Moscow is always watched
+    /// unless --no-default-watch.
+    #[arg(long, value_name = "SPEC", value_parser = parse_watch, requires = "geoip")]
+    pub watch_geo: Vec<WatchRule>,
+
+    /// Do not watch Moscow by default.
+    #[arg(long)]
+    pub no_default_watch: bool,
+}
+
+fn parse_watch(s: &str) -> Result<WatchRule, String> {
+    WatchRule::parse(s).map_err(|e| e.to_string())
 }
 
 /// Memory caps and timeouts (README, "Limits", gives each cap's cost).
@@ -171,6 +212,42 @@ mod tests {
         assert_eq!(a.format, Format::Json);
         assert_eq!(a.inputs.len(), 2);
         assert_eq!(a.limits.max_flows, 1_000_000);
+    }
+
+    #[test]
+    fn watch_geo_is_repeatable_checked_and_needs_a_database() {
+        let Command::Analyze(a) = parse(&[
+            "analyze",
+            "--geoip",
+            "city.mmdb",
+            "--watch-geo",
+            "RU",
+            "--watch-geo",
+            "RU/Moscow",
+            "--watch-geo",
+            "55.7558,37.6173,50km",
+            "--no-default-watch",
+            "x.pcap",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.geo.watch_geo.len(), 3);
+        assert!(a.geo.no_default_watch);
+        assert_eq!(a.geo.geoip, [std::path::Path::new("city.mmdb")]);
+        let e = parse(&["analyze", "--geoip", "c.mmdb", "--watch-geo", "55,37", "x"]).unwrap_err();
+        assert!(e.to_string().contains("LAT,LON,RADIUS"), "{e}");
+        let e = parse(&["analyze", "--watch-geo", "RU", "x"]).unwrap_err();
+        assert!(e.to_string().contains("--geoip"), "{e}");
+        let Command::Analyze(a) = parse(&["analyze", "--asn", "asn.mmdb", "x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(a.geo.geoip.is_empty() && a.geo.asn.len() == 1 && !a.geo.no_default_watch);
     }
 
     #[test]

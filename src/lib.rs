@@ -11,7 +11,9 @@
 //! 3. [`flow`] groups packets into conversations, decides who the client is,
 //!    and reassembles TCP streams.
 //! 4. [`protocols`] parses DNS, TLS ClientHellos and HTTP heads.
-//! 5. [`feeds`] knows each vendor's names, ranges and fingerprints.
+//! 5. [`feeds`] knows each vendor's names, ranges and fingerprints;
+//!    [`geo`] places servers (country, city, ASN) and knows the watched
+//!    places.
 //! 6. [`hosts`] attributes conversations to vendors (with passive DNS for
 //!    bare addresses) and keeps per-host contact records; each contact owns
 //!    [`beacons`] state that says whether the host contacts it on a clock.
@@ -37,6 +39,7 @@ pub mod cli;
 pub mod decode;
 pub mod feeds;
 pub mod flow;
+pub mod geo;
 pub mod hosts;
 pub mod output;
 pub mod pipeline;

@@ -1,16 +1,17 @@
 //! The `phonehome` binary: parses flags, runs a subcommand, and turns errors
 //! into messages and exit codes (documented in README, "Exit codes"):
-//! 0 success; 1 nothing could be analysed (bad feeds, no readable input,
-//! unwritable output); 2 bad command line; 3 the report was written but some
+//! 0 success; 1 nothing could be analysed (bad feeds or GeoIP/ASN database,
+//! no readable input, unwritable output); 2 bad command line; 3 the report was written but some
 //! input files were damaged or unreadable (listed in the report).
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use phonehome::analyze::{self, Limits, Options};
-use phonehome::cli::{AnalyzeArgs, Cli, Command, FeedsCommand, Format};
+use phonehome::cli::{AnalyzeArgs, Cli, Command, FeedsCommand, Format, GeoArgs};
 use phonehome::decode::defrag::DefragLimits;
 use phonehome::feeds::{self, Intel};
 use phonehome::flow::FlowLimits;
+use phonehome::geo::{Database, Geo, Watch};
 use phonehome::hosts::HostLimits;
 use phonehome::hosts::pdns::PdnsLimits;
 use phonehome::output::{html, table};
@@ -72,6 +73,29 @@ fn limits(a: &phonehome::cli::LimitArgs) -> Limits {
     }
 }
 
+/// Opens the GeoIP/ASN databases and builds the watch list.
+fn geo(a: &GeoArgs) -> Result<Geo> {
+    let location = a
+        .geoip
+        .iter()
+        .map(|p| Database::open_location(p).context("cannot use the --geoip database"))
+        .collect::<Result<Vec<_>>>()?;
+    let asn = a
+        .asn
+        .iter()
+        .map(|p| Database::open_asn(p).context("cannot use the --asn database"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut watch = if a.no_default_watch {
+        Watch::none()
+    } else {
+        Watch::moscow()
+    };
+    for r in &a.watch_geo {
+        watch.push(r.clone());
+    }
+    Ok(Geo::new(location, asn, watch))
+}
+
 /// Opens an output file, or standard output for `-`.
 fn create(path: &Path) -> Result<Box<dyn Write + Send>> {
     if path == Path::new("-") {
@@ -83,7 +107,7 @@ fn create(path: &Path) -> Result<Box<dyn Write + Send>> {
 
 fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
     let feeds = feeds::load(args.feeds.as_deref()).context("cannot load the feeds")?;
-    let intel = Arc::new(Intel::new(feeds));
+    let intel = Arc::new(Intel::new(feeds).with_geo(geo(&args.geo)?));
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });

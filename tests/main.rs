@@ -24,3 +24,5 @@ mod html;
 
 /// Beacon analysis of a generated day: periods, counts, nulls.
 mod beacons;
+/// GeoIP/ASN databases: enrichment, `asn` evidence, watched places.
+mod geo;

@@ -83,3 +83,15 @@ pub fn strings(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The server addresses of a contact (`servers[].ip`).
+pub fn server_ips(contact: &Value) -> Vec<String> {
+    contact["servers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["ip"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

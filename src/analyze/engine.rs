@@ -447,6 +447,7 @@ impl Engine {
             streams_abandoned: self.budget.refusals,
             analysis: self.analysis.stats,
             pdns_evicted: self.analysis.pdns.evicted,
+            geo: self.analysis.geo.stats,
         }
     }
 
@@ -502,6 +503,8 @@ pub struct EngineStats {
     pub analysis: AnalysisStats,
     /// Passive DNS entries evicted at the cap.
     pub pdns_evicted: u64,
+    /// GeoIP/ASN verdict lookups.
+    pub geo: crate::geo::CacheStats,
 }
 
 impl EngineStats {
@@ -513,5 +516,6 @@ impl EngineStats {
         self.streams_abandoned += o.streams_abandoned;
         self.analysis.merge(&o.analysis);
         self.pdns_evicted += o.pdns_evicted;
+        self.geo.merge(&o.geo);
     }
 }

@@ -11,7 +11,7 @@ use crate::capture::{Timeline, find_captures};
 use crate::feeds::Intel;
 use crate::hosts::{EventSink, HostTable, NoEvents};
 use crate::output::EventLog;
-use crate::output::report::InputError;
+use crate::output::report::{GeoSummary, InputError};
 use crate::output::time::rfc3339;
 use crate::output::{Report, Summary};
 use crate::pipeline::{Merged, Pipeline};
@@ -106,7 +106,10 @@ pub fn run(
         pipeline.finish()
     };
     progress.done();
-    let summary = summarize(&merged.stats, &timeline, file_count);
+    let mut summary = summarize(&merged.stats, &timeline, file_count);
+    if intel.geo.is_enabled() {
+        summary.geo = Some(GeoSummary::new(&intel.geo, &merged.stats.geo));
+    }
     Ok(Outcome {
         report: Report::new(summary, &merged.hosts, &intel),
         events: merged.events,

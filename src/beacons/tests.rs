@@ -329,7 +329,7 @@ fn memory_is_bounded() {
         b.dns_query(ts(60.0 * f64::from(i)));
     }
     assert!(
-        b.heap_bytes() <= 2 * (MAX_INTERVALS + MAX_SIZES) * 4,
+        b.heap_bytes() <= 2 * MAX_INTERVALS * 4 + MAX_SIZES * 16,
         "{}",
         b.heap_bytes()
     );

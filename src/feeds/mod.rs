@@ -197,12 +197,24 @@ pub struct Intel {
     pub feeds: Feeds,
     /// Their lookups.
     pub matcher: Matcher,
+    /// GeoIP/ASN databases and watched places (empty unless given).
+    pub geo: crate::geo::Geo,
 }
 
 impl Intel {
-    /// Compiles `feeds`.
+    /// Compiles `feeds` (no GeoIP/ASN databases).
     pub fn new(feeds: Feeds) -> Self {
         let matcher = Matcher::new(&feeds);
-        Intel { feeds, matcher }
+        Intel {
+            feeds,
+            matcher,
+            geo: crate::geo::Geo::none(),
+        }
+    }
+
+    /// The same, with GeoIP/ASN databases and watch rules.
+    pub fn with_geo(mut self, geo: crate::geo::Geo) -> Self {
+        self.geo = geo;
+        self
     }
 }

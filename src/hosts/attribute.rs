@@ -8,6 +8,11 @@
 //! User-Agents, paths and response media types are evidence whatever the
 //! name. DNS questions and answers for vendor names are evidence `dns` for
 //! the host that asked.
+//!
+//! With GeoIP/ASN databases ([`crate::geo`]), a server in a vendor's
+//! autonomous system is evidence (`asn`) on its own, like a range; and a
+//! conversation that ends with no vendor attributed, to a server in a
+//! watched place, becomes a vendor-less contact (evidence `geo`).
 
 use super::event::{Event, EventKind, EventSink, Transport};
 use super::pdns::{PassiveDns, PdnsLimits, Resolution};
@@ -17,6 +22,7 @@ use crate::decode::LinkInfo;
 use crate::feeds::{Intel, RuleId, VendorId};
 use crate::flow::stream::Observation;
 use crate::flow::{Dir, Endpoint};
+use crate::geo::GeoCache;
 use crate::protocols::dns::{AnswerData, DnsMessage};
 use crate::protocols::{escape_name, escape_text, http};
 use ipnet::IpNet;
@@ -66,6 +72,10 @@ pub struct FlowNote {
     ignored: bool,
     /// The conversation's first packet (a connection start for beacons).
     start: Option<Timestamp>,
+    /// The server lies in a watched place.
+    watched: bool,
+    /// Feed evidence was found on the conversation itself.
+    attributed: bool,
 }
 
 /// Counters of the analysis stage.
@@ -112,6 +122,8 @@ pub struct Analysis {
     pub hosts: HostTable,
     /// Counters.
     pub stats: AnalysisStats,
+    /// Per-server GeoIP/ASN verdicts (used only with databases).
+    pub geo: GeoCache,
     name: String,
     ua: String,
     media: String,
@@ -152,6 +164,7 @@ impl Analysis {
             pdns: PassiveDns::new(pdns),
             hosts: HostTable::new(hosts),
             stats: AnalysisStats::default(),
+            geo: GeoCache::default(),
             name: String::new(),
             ua: String::new(),
             media: String::new(),
@@ -229,6 +242,7 @@ impl Analysis {
         now: Timestamp,
     ) {
         let (host, server) = (ctx.client.addr, Some(ctx.server.addr));
+        note.attributed = true;
         self.attribute(
             host, server, ctx.link, note, rule, evidence, name, count, now,
         );
@@ -244,13 +258,20 @@ impl Analysis {
             note.decided = true;
             return;
         }
+        let count = if note.dns {
+            Count::Nothing
+        } else {
+            Count::Connection
+        };
         if let Some(rule) = self.intel.matcher.addr(ctx.server.addr) {
-            let count = if note.dns {
-                Count::Nothing
-            } else {
-                Count::Connection
-            };
             self.attribute_flow(ctx, note, rule, Evidence::Cidr, None, count, now);
+        }
+        if self.intel.geo.is_enabled() {
+            let v = self.geo.verdict(&self.intel.geo, ctx.server.addr);
+            note.watched = v.watched;
+            if let Some(rule) = v.asn.and_then(|a| self.intel.matcher.asn(a)) {
+                self.attribute_flow(ctx, note, rule, Evidence::Asn, None, count, now);
+            }
         }
         if note.dns {
             note.decided = true;
@@ -302,6 +323,10 @@ impl Analysis {
         self.decide(ctx, note, first);
         self.hosts.observe(last);
         if note.counted.is_empty() {
+            if note.watched && !note.attributed && !note.ignored {
+                let start = note.start.unwrap_or(first);
+                self.watched_conversation(ctx, start, last, bytes);
+            }
             return;
         }
         for vendor in std::mem::take(&mut note.counted) {
@@ -311,6 +336,34 @@ impl Analysis {
                     .connection_bytes(note.start.unwrap_or(first), bytes);
             }
         }
+    }
+
+    /// A conversation that no feed attributed, to a server in a watched
+    /// place: a vendor-less contact of its client with that server.
+    /// A conversation to a watched place that no feed attributed ended.
+    /// (Recorded when it ends, as only then is it known to be unattributed;
+    /// its start time feeds the beacon series and the timeline.)
+    fn watched_conversation(
+        &mut self,
+        ctx: &FlowCtx,
+        first: Timestamp,
+        last: Timestamp,
+        bytes: u64,
+    ) {
+        let (host, server) = (ctx.client.addr, ctx.server.addr);
+        if !self.is_host(host) {
+            return;
+        }
+        let Some(c) = self.hosts.watched_contact(host, server, first) else {
+            return;
+        };
+        c.evidence.0 |= Evidence::Geo.bit();
+        c.connections += 1;
+        c.times.record(first);
+        c.beacon.connection(first);
+        c.beacon.connection_bytes(first, bytes);
+        c.last_seen = c.last_seen.max(last);
+        self.hosts.set_link(host, ctx.link);
     }
 
     fn event(

@@ -4,11 +4,15 @@
 //! [`Analysis`] receives the flow stage's conversations and the protocol
 //! records seen in them, attributes them to vendors through the feeds (names
 //! first, then passive DNS for bare addresses, then address ranges), and
-//! keeps one [`Contact`] per (host, vendor). The host is always the client of
-//! a conversation — the initiator — whatever its address. Every record can
-//! also be written as an [`Event`] to an [`EventSink`].
+//! keeps one [`Contact`] per (host, vendor). Conversations that no feed
+//! attributes but whose server lies in a watched place (see [`crate::geo`])
+//! become contacts without a vendor, one per (host, server). The host is
+//! always the client of a conversation — the initiator — whatever its
+//! address. Every record can also be written as an [`Event`] to an
+//! [`EventSink`].
 //!
-//! Memory is bounded: hosts are capped ([`HostLimits`]), and each contact
+//! Memory is bounded: hosts are capped ([`HostLimits`]), each host keeps at
+//! most [`MAX_WATCHED_CONTACTS`] vendor-less contacts, and each contact
 //! keeps at most [`MAX_NAMES`] names, [`MAX_SERVERS`] servers and
 //! [`MAX_RULES`] matched rules, counting what it had to leave out. Each
 //! contact also owns its bounded [`Beacons`] state (connection starts and
@@ -36,6 +40,8 @@ pub const MAX_NAMES: usize = 32;
 pub const MAX_SERVERS: usize = 32;
 /// Matched feed rules kept per contact.
 pub const MAX_RULES: usize = 16;
+/// Vendor-less contacts (servers in watched places) kept per host.
+pub const MAX_WATCHED_CONTACTS: usize = 64;
 
 /// Why a contact is attributed to a vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,11 +62,16 @@ pub enum Evidence {
     Cidr,
     /// The server address was resolved from a vendor name (no name on the connection).
     PassiveDns,
+    /// The server's autonomous system is a vendor's (ASN database).
+    Asn,
+    /// No feed attributes the conversation, but its server lies in a
+    /// watched place (GeoIP database).
+    Geo,
 }
 
 impl Evidence {
     /// All kinds, in report order.
-    pub const ALL: [Evidence; 8] = [
+    pub const ALL: [Evidence; 10] = [
         Evidence::Dns,
         Evidence::Sni,
         Evidence::HttpHost,
@@ -69,6 +80,8 @@ impl Evidence {
         Evidence::HttpContentType,
         Evidence::Cidr,
         Evidence::PassiveDns,
+        Evidence::Asn,
+        Evidence::Geo,
     ];
 
     /// The name used in reports.
@@ -82,6 +95,8 @@ impl Evidence {
             Evidence::HttpContentType => "http_content_type",
             Evidence::Cidr => "cidr",
             Evidence::PassiveDns => "passive_dns",
+            Evidence::Asn => "asn",
+            Evidence::Geo => "geo",
         }
     }
 
@@ -94,11 +109,14 @@ impl Evidence {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bits(pub u16);
 
-/// One host's dealings with one vendor.
+/// One host's dealings with one vendor — or, without a vendor, with one
+/// server in a watched place.
 #[derive(Debug, Clone)]
 pub struct Contact {
-    /// The vendor.
-    pub vendor: VendorId,
+    /// The vendor; `None` for a contact that no feed attributes, kept
+    /// because its server lies in a watched place (evidence [`Evidence::Geo`];
+    /// `servers` then holds exactly that server).
+    pub vendor: Option<VendorId>,
     /// Purposes of the matched rules (bits in [`Purpose::ALL`] order).
     pub purposes: Bits,
     /// Evidence kinds (bits in [`Evidence::ALL`] order).
@@ -129,7 +147,7 @@ pub struct Contact {
 }
 
 impl Contact {
-    fn new(vendor: VendorId, now: Timestamp) -> Self {
+    fn new(vendor: Option<VendorId>, now: Timestamp) -> Self {
         Contact {
             vendor,
             purposes: Bits::default(),
@@ -196,6 +214,13 @@ impl Contact {
 }
 
 impl Contact {
+    /// Whether `o` is the same contact: the same vendor, or — without a
+    /// vendor — the same watched server.
+    fn same_key(&self, o: &Contact) -> bool {
+        self.vendor == o.vendor
+            && (self.vendor.is_some() || self.servers.first() == o.servers.first())
+    }
+
     /// Folds in what another shard recorded for the same host and vendor
     /// (only when sharding put one host's conversations on two workers).
     fn merge(&mut self, o: Contact) {
@@ -300,6 +325,54 @@ impl HostTable {
     /// The contact of `ip` with `vendor`, created if needed (`None` when the
     /// host table is full).
     fn contact(&mut self, ip: IpAddr, vendor: VendorId, now: Timestamp) -> Option<&mut Contact> {
+        let host = self.host(ip)?;
+        let i = match host.contacts.iter().position(|c| c.vendor == Some(vendor)) {
+            Some(i) => i,
+            None => {
+                host.contacts.push(Contact::new(Some(vendor), now));
+                host.contacts.len() - 1
+            }
+        };
+        let c = host.contacts.get_mut(i)?;
+        c.see(now);
+        Some(c)
+    }
+
+    /// The vendor-less contact of `ip` with `server` (in a watched place),
+    /// created if needed (`None` when the host table or the host's
+    /// [`MAX_WATCHED_CONTACTS`] are full; counted in `dropped`).
+    fn watched_contact(
+        &mut self,
+        ip: IpAddr,
+        server: IpAddr,
+        now: Timestamp,
+    ) -> Option<&mut Contact> {
+        let mine = |c: &Contact| c.vendor.is_none() && c.servers.first() == Some(&server);
+        let host = self.host(ip)?;
+        let full = !host.contacts.iter().any(mine)
+            && host.contacts.iter().filter(|c| c.vendor.is_none()).count() >= MAX_WATCHED_CONTACTS;
+        if full {
+            self.dropped += 1;
+            return None;
+        }
+        let host = self.hosts.get_mut(&ip)?;
+        let i = match host.contacts.iter().position(mine) {
+            Some(i) => i,
+            None => {
+                let mut c = Contact::new(None, now);
+                c.add_server(server);
+                host.contacts.push(c);
+                host.contacts.len() - 1
+            }
+        };
+        let c = host.contacts.get_mut(i)?;
+        c.see(now);
+        Some(c)
+    }
+
+    /// The host `ip`, created if needed (`None`, counted, when the table is
+    /// full).
+    fn host(&mut self, ip: IpAddr) -> Option<&mut Host> {
         if !self.hosts.contains_key(&ip) {
             if self.hosts.len() >= self.limits.max_hosts {
                 self.dropped += 1;
@@ -315,17 +388,7 @@ impl HostTable {
                 },
             );
         }
-        let host = self.hosts.get_mut(&ip)?;
-        let i = match host.contacts.iter().position(|c| c.vendor == vendor) {
-            Some(i) => i,
-            None => {
-                host.contacts.push(Contact::new(vendor, now));
-                host.contacts.len() - 1
-            }
-        };
-        let c = host.contacts.get_mut(i)?;
-        c.see(now);
-        Some(c)
+        self.hosts.get_mut(&ip)
     }
 
     /// Folds in another table (a worker's shard). Exact when the two hold
@@ -350,7 +413,7 @@ impl HostTable {
                     mine.vlan = mine.vlan.or(host.vlan);
                     mine.mac = mine.mac.or(host.mac);
                     for c in host.contacts {
-                        match mine.contacts.iter_mut().find(|m| m.vendor == c.vendor) {
+                        match mine.contacts.iter_mut().find(|m| m.same_key(&c)) {
                             Some(m) => m.merge(c),
                             None => mine.contacts.push(c),
                         }

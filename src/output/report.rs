@@ -5,9 +5,10 @@
 use super::time::rfc3339;
 use crate::beacons::{Beacon, BeaconPeriod};
 use crate::feeds::Intel;
+use crate::geo::{CacheStats, Database, Geo};
 use crate::hosts::HostTable;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 /// A file that could not be read to its end.
@@ -78,6 +79,71 @@ pub struct Summary {
     pub input_errors: Vec<InputError>,
     /// Vendors and rules loaded.
     pub feeds: FeedSummary,
+    /// GeoIP/ASN databases, watch rules and lookup counters (absent without
+    /// `--geoip`/`--asn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geo: Option<GeoSummary>,
+}
+
+/// One database in use.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseSummary {
+    /// The file.
+    pub file: String,
+    /// Its `database_type` metadata.
+    pub database_type: String,
+    /// Its build time.
+    pub built: String,
+}
+
+impl DatabaseSummary {
+    fn new(db: &Database) -> Self {
+        let secs = i64::try_from(db.build_epoch()).unwrap_or(i64::MAX);
+        DatabaseSummary {
+            file: db.path().display().to_string(),
+            database_type: db.database_type().to_string(),
+            built: rfc3339(crate::capture::Timestamp::from_parts(secs, 0)),
+        }
+    }
+}
+
+/// GeoIP/ASN figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GeoSummary {
+    /// The location databases (`--geoip`).
+    pub geoip: Vec<DatabaseSummary>,
+    /// The ASN databases (`--asn`).
+    pub asn: Vec<DatabaseSummary>,
+    /// Watched places (`--watch-geo`; `tz:` rules are the default Moscow
+    /// watch's time-zone fallback).
+    pub watch: Vec<String>,
+    /// Server verdicts asked for (one per conversation).
+    pub lookups: u64,
+    /// Verdicts answered from the cache.
+    pub cache_hits: u64,
+    /// Database records that could not be decoded (treated as unknown).
+    pub lookup_errors: u64,
+    /// Vendor-less contacts to servers in watched places.
+    pub watched_contacts: usize,
+}
+
+impl GeoSummary {
+    /// The summary of `geo` with the engines' lookup counters.
+    pub fn new(geo: &Geo, stats: &CacheStats) -> Self {
+        GeoSummary {
+            geoip: geo
+                .location_dbs()
+                .iter()
+                .map(DatabaseSummary::new)
+                .collect(),
+            asn: geo.asn_dbs().iter().map(DatabaseSummary::new).collect(),
+            watch: geo.watch().rules().iter().map(|r| r.to_string()).collect(),
+            lookups: stats.lookups,
+            cache_hits: stats.hits,
+            lookup_errors: stats.errors,
+            watched_contacts: 0,
+        }
+    }
 }
 
 /// The feeds in use.
@@ -104,21 +170,64 @@ pub struct RuleRef {
     pub source: String,
 }
 
-/// One host's contact with one vendor.
+/// A server a contact talked to, with what the databases say about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerReport {
+    /// Its address.
+    pub ip: IpAddr,
+    /// Country (ISO 3166-1 alpha-2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// City (English name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// Autonomous system number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// Autonomous system organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Whether the place is watched (present only with `--geoip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<bool>,
+    /// The watch rule that matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_rule: Option<String>,
+}
+
+impl ServerReport {
+    /// What `geo` says about `ip`.
+    pub fn new(ip: IpAddr, geo: &Geo) -> Self {
+        let g = geo.describe(ip);
+        let place = g.place.unwrap_or_default();
+        ServerReport {
+            ip,
+            country: place.country.map(Into::into),
+            city: place.city.map(Into::into),
+            asn: g.asn,
+            org: g.org.map(Into::into),
+            watched: (!geo.location_dbs().is_empty()).then_some(g.watch.is_some()),
+            watch_rule: g.watch,
+        }
+    }
+}
+
+/// One host's contact with one vendor, or (vendor `null`) with one server
+/// in a watched place that no feed attributes.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContactReport {
-    /// Vendor id.
-    pub vendor: String,
+    /// Vendor id (`null` for a watched-place contact).
+    pub vendor: Option<String>,
     /// Vendor display name.
-    pub vendor_name: String,
+    pub vendor_name: Option<String>,
     /// Purposes of the matched rules.
     pub purposes: Vec<&'static str>,
     /// Evidence kinds.
     pub evidence: Vec<&'static str>,
     /// Names seen.
     pub names: Vec<String>,
-    /// Server addresses contacted.
-    pub servers: Vec<IpAddr>,
+    /// Servers contacted.
+    pub servers: Vec<ServerReport>,
     /// Conversations with the vendor.
     pub connections: u64,
     /// DNS queries for vendor names.
@@ -249,19 +358,31 @@ impl Report {
     pub fn new(mut summary: Summary, hosts: &HostTable, intel: &Intel) -> Self {
         let feeds = &intel.feeds;
         let mut out = Vec::new();
+        // Servers recur across hosts: describe each once.
+        let mut servers: HashMap<IpAddr, ServerReport> = HashMap::new();
+        let mut server = |ip: IpAddr| {
+            servers
+                .entry(ip)
+                .or_insert_with(|| ServerReport::new(ip, &intel.geo))
+                .clone()
+        };
+        let mut watched_contacts = 0;
         for h in hosts.sorted() {
             let mut contacts: Vec<ContactReport> = h
                 .contacts
                 .iter()
                 .filter_map(|c| {
-                    let vendor = feeds.vendors.get(usize::from(c.vendor))?;
+                    let vendor = match c.vendor {
+                        Some(v) => Some(feeds.vendors.get(usize::from(v))?),
+                        None => None,
+                    };
                     Some(ContactReport {
-                        vendor: vendor.id.clone(),
-                        vendor_name: vendor.name.clone(),
+                        vendor: vendor.map(|v| v.id.clone()),
+                        vendor_name: vendor.map(|v| v.name.clone()),
                         purposes: c.purposes().map(|p| p.as_str()).collect(),
                         evidence: c.evidence().map(|e| e.as_str()).collect(),
                         names: c.names.iter().map(|n| n.to_string()).collect(),
-                        servers: c.servers.clone(),
+                        servers: c.servers.iter().map(|s| server(*s)).collect(),
                         connections: c.connections,
                         dns_queries: c.dns_queries,
                         first_seen: rfc3339(c.first_seen),
@@ -292,12 +413,24 @@ impl Report {
                     })
                 })
                 .collect();
-            contacts.sort_by(|a, b| a.vendor.cmp(&b.vendor));
+            // Vendors by id, then the vendor-less contacts by server.
+            contacts.sort_by(|a, b| {
+                (
+                    a.vendor.is_none(),
+                    &a.vendor,
+                    a.servers.first().map(|s| s.ip),
+                )
+                    .cmp(&(
+                        b.vendor.is_none(),
+                        &b.vendor,
+                        b.servers.first().map(|s| s.ip),
+                    ))
+            });
             for c in &contacts {
-                *summary
-                    .hosts_per_vendor
-                    .entry(c.vendor.clone())
-                    .or_default() += 1;
+                match &c.vendor {
+                    Some(v) => *summary.hosts_per_vendor.entry(v.clone()).or_default() += 1,
+                    None => watched_contacts += 1,
+                }
             }
             out.push(HostReport {
                 ip: h.ip,
@@ -317,6 +450,9 @@ impl Report {
             vendors: feeds.vendors.len(),
             rules: feeds.rules.len(),
         };
+        if let Some(g) = summary.geo.as_mut() {
+            g.watched_contacts = watched_contacts;
+        }
         Report {
             summary,
             hosts: out,

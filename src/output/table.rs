@@ -2,7 +2,7 @@
 //! then the names on their own indented line, then a summary. Fits in 100
 //! columns; nothing from the wire reaches the terminal unescaped.
 
-use super::report::{BeaconReport, Report, Summary};
+use super::report::{BeaconReport, Report, ServerReport, Summary};
 use std::fmt::Write;
 
 /// Report width in columns.
@@ -112,6 +112,35 @@ fn row(out: &mut String, cells: &[Vec<String>]) {
     }
 }
 
+/// A server with what the databases say: `77.74.178.11 (RU Moscow AS200107,
+/// watched)`. Control characters in database strings become `?`.
+fn server(s: &ServerReport) -> String {
+    let mut out = s.ip.to_string();
+    let mut facts: Vec<String> = [s.country.as_deref(), s.city.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            t.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect::<String>()
+        })
+        .collect();
+    if let Some(a) = s.asn {
+        facts.push(format!("AS{a}"));
+    }
+    let mut facts = facts.join(" ");
+    if s.watched == Some(true) {
+        if !facts.is_empty() {
+            facts.push_str(", ");
+        }
+        facts.push_str("watched");
+    }
+    if !facts.is_empty() {
+        let _ = write!(out, " ({facts})");
+    }
+    out
+}
+
 fn date_time(rfc: &str) -> Vec<String> {
     match rfc.split_once('T') {
         Some((d, t)) => vec![d.to_string(), t.to_string()],
@@ -150,7 +179,7 @@ pub fn render(report: &Report) -> String {
                 }
                 let cells = vec![
                     host,
-                    wrap(&c.vendor, COLUMNS[1].width),
+                    wrap(c.vendor.as_deref().unwrap_or("unknown"), COLUMNS[1].width),
                     c.purposes.iter().map(|p| p.to_string()).collect(),
                     c.evidence.iter().map(|e| e.to_string()).collect(),
                     vec![c.connections.to_string()],
@@ -165,7 +194,7 @@ pub fn render(report: &Report) -> String {
                     let _ = write!(names, " (+{} more names/servers)", c.omitted);
                 }
                 if !c.servers.is_empty() {
-                    let servers: Vec<String> = c.servers.iter().map(|s| s.to_string()).collect();
+                    let servers: Vec<String> = c.servers.iter().map(server).collect();
                     if !names.is_empty() {
                         names.push_str("; ");
                     }

@@ -12,14 +12,20 @@
 //! - [`dns`], [`tls`], [`http`]: application payloads;
 //! - [`session`]: whole conversations (TCP handshakes, segmentation, DNS lookups);
 //! - [`demo`]: the deterministic demo scenario written by the `gen-demo` binary;
-//! - [`day`]: a simulated day of agent beacons, visits and browser bursts.
+//! - [`day`]: a simulated day of agent beacons, visits and browser bursts;
+//! - [`mmdb`]: small MaxMind DB files (GeoIP2 City/Country, ip-location-db
+//!   flat city, GeoLite2-ASN) for the GeoIP/ASN tests;
+//! - [`geo`]: the GeoIP/ASN scenario (a capture and the database records
+//!   that place its servers).
 
 #![warn(missing_docs)]
 
 pub mod day;
 pub mod demo;
 pub mod dns;
+pub mod geo;
 pub mod http;
+pub mod mmdb;
 pub mod packet;
 pub mod pcapfile;
 pub mod rng;
