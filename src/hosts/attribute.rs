@@ -2,7 +2,7 @@
 //! contacts.
 //!
 //! Order of evidence on a conversation: a name carried by the conversation
-//! itself (TLS server name, HTTP Host) is authoritative; only when there is
+//! itself (TLS or QUIC server name, HTTP Host) is authoritative; only when there is
 //! none does passive DNS name the server address (evidence `passive_dns`);
 //! an address inside a vendor range is evidence (`cidr`) on its own. HTTP
 //! User-Agents, paths and response media types are evidence whatever the
@@ -18,6 +18,8 @@ use crate::feeds::{Intel, RuleId, VendorId};
 use crate::flow::stream::Observation;
 use crate::flow::{Dir, Endpoint};
 use crate::protocols::dns::{AnswerData, DnsMessage};
+use crate::protocols::quic::Version as QuicVersion;
+use crate::protocols::tls::ClientHello;
 use crate::protocols::{escape_name, escape_text, http};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -75,6 +77,8 @@ pub struct AnalysisStats {
     pub dns_messages: u64,
     /// TLS ClientHellos parsed.
     pub client_hellos: u64,
+    /// ClientHellos read from QUIC Initial packets.
+    pub quic_client_hellos: u64,
     /// HTTP requests parsed.
     pub http_requests: u64,
     /// HTTP responses parsed.
@@ -86,6 +90,7 @@ impl AnalysisStats {
     pub fn merge(&mut self, o: &AnalysisStats) {
         self.dns_messages += o.dns_messages;
         self.client_hellos += o.client_hellos;
+        self.quic_client_hellos += o.quic_client_hellos;
         self.http_requests += o.http_requests;
         self.http_responses += o.http_responses;
     }
@@ -350,39 +355,10 @@ impl Analysis {
     ) {
         match obs {
             Observation::ClientHello(hello) => {
-                self.stats.client_hellos += 1;
-                let mut name = std::mem::take(&mut self.name);
-                let sni = hello.sni.map(|raw| {
-                    escape_name(raw, &mut name);
-                    name.as_str()
-                });
-                let is_name = sni.is_some_and(|s| s.parse::<IpAddr>().is_err());
-                let rule = sni
-                    .filter(|_| is_name)
-                    .and_then(|s| self.intel.matcher.name(s))
-                    .map(|m| m.rule);
-                self.event(
-                    ctx,
-                    dir,
-                    now,
-                    EventKind::TlsClientHello { sni, hello },
-                    rule,
-                    sink,
-                );
-                note.named |= is_name;
-                if let (Some(rule), Some(s)) = (rule, sni) {
-                    self.attribute_flow(
-                        ctx,
-                        note,
-                        rule,
-                        Evidence::Sni,
-                        Some(s),
-                        Count::Connection,
-                        now,
-                    );
-                }
-                self.name = name;
-                self.decide(ctx, note, now);
+                self.client_hello(ctx, note, dir, now, hello, None, sink)
+            }
+            Observation::QuicClientHello { hello, version } => {
+                self.client_hello(ctx, note, dir, now, hello, Some(*version), sink)
             }
             Observation::HttpRequest(req) => {
                 self.stats.http_requests += 1;
@@ -488,6 +464,53 @@ impl Analysis {
             }
             Observation::Dns(msg) => self.dns(ctx, note, dir, now, msg, sink),
         }
+    }
+
+    /// A ClientHello, over TCP or (with its version) in QUIC Initials: its
+    /// server name names the conversation.
+    #[allow(clippy::too_many_arguments)]
+    fn client_hello(
+        &mut self,
+        ctx: &FlowCtx,
+        note: &mut FlowNote,
+        dir: Dir,
+        now: Timestamp,
+        hello: &ClientHello<'_>,
+        quic: Option<QuicVersion>,
+        sink: &mut dyn EventSink,
+    ) {
+        match quic {
+            Some(_) => self.stats.quic_client_hellos += 1,
+            None => self.stats.client_hellos += 1,
+        }
+        let mut name = std::mem::take(&mut self.name);
+        let sni = hello.sni.map(|raw| {
+            escape_name(raw, &mut name);
+            name.as_str()
+        });
+        let is_name = sni.is_some_and(|s| s.parse::<IpAddr>().is_err());
+        let rule = sni
+            .filter(|_| is_name)
+            .and_then(|s| self.intel.matcher.name(s))
+            .map(|m| m.rule);
+        let (kind, evidence) = match quic {
+            Some(version) => (
+                EventKind::QuicClientHello {
+                    sni,
+                    hello,
+                    version,
+                },
+                Evidence::QuicSni,
+            ),
+            None => (EventKind::TlsClientHello { sni, hello }, Evidence::Sni),
+        };
+        self.event(ctx, dir, now, kind, rule, sink);
+        note.named |= is_name;
+        if let (Some(rule), Some(s)) = (rule, sni) {
+            self.attribute_flow(ctx, note, rule, evidence, Some(s), Count::Connection, now);
+        }
+        self.name = name;
+        self.decide(ctx, note, now);
     }
 
     /// A DNS message: questions are evidence for the sender, answers for the

@@ -44,6 +44,8 @@ pub enum Evidence {
     Dns,
     /// A TLS ClientHello server name.
     Sni,
+    /// The server name of a ClientHello in QUIC Initial packets.
+    QuicSni,
     /// An HTTP request Host header.
     HttpHost,
     /// An HTTP User-Agent matching a vendor pattern.
@@ -60,9 +62,10 @@ pub enum Evidence {
 
 impl Evidence {
     /// All kinds, in report order.
-    pub const ALL: [Evidence; 8] = [
+    pub const ALL: [Evidence; 9] = [
         Evidence::Dns,
         Evidence::Sni,
+        Evidence::QuicSni,
         Evidence::HttpHost,
         Evidence::HttpUserAgent,
         Evidence::HttpPath,
@@ -76,6 +79,7 @@ impl Evidence {
         match self {
             Evidence::Dns => "dns",
             Evidence::Sni => "sni",
+            Evidence::QuicSni => "quic_sni",
             Evidence::HttpHost => "http_host",
             Evidence::HttpUserAgent => "http_user_agent",
             Evidence::HttpPath => "http_path",

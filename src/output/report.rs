@@ -62,6 +62,8 @@ pub struct Summary {
     pub dns_messages: u64,
     /// TLS ClientHellos parsed.
     pub tls_client_hellos: u64,
+    /// ClientHellos read from QUIC Initial packets.
+    pub quic_client_hellos: u64,
     /// HTTP requests parsed.
     pub http_requests: u64,
     /// HTTP responses parsed.
