@@ -296,3 +296,151 @@ impl QuicState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonehome_synth::quic::{FrameSpec, InitialSpec, V1, client_initial, crypto_pieces};
+    use phonehome_synth::tls::{ClientHelloSpec, client_hello};
+
+    const DCID: &[u8] = b"\x01\x02\x03\x04\x05\x06\x07\x08";
+
+    fn hello() -> Vec<u8> {
+        client_hello(&ClientHelloSpec {
+            sni: Some("ds.kaspersky.com".into()),
+            target_len: Some(1800),
+            ..Default::default()
+        })
+    }
+
+    fn initial(pn: u32, frames: Vec<FrameSpec>) -> Vec<u8> {
+        client_initial(&InitialSpec::new(V1, DCID, b"", pn, frames))
+    }
+
+    /// Runs datagrams through one flow's state; returns the SNIs emitted.
+    fn run(
+        state: &mut QuicState,
+        scratch: &mut QuicScratch,
+        budget: &mut MemBudget,
+        datagrams: &[Vec<u8>],
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in datagrams {
+            state.datagram(d, scratch, budget, &mut |o| {
+                if let Observation::QuicClientHello { hello, .. } = o {
+                    out.push(String::from_utf8_lossy(hello.sni.unwrap_or(b"")).into_owned());
+                }
+            });
+            assert_eq!(budget.used, state.memory(), "budget tracks the state");
+        }
+        out
+    }
+
+    #[test]
+    fn a_hello_over_two_datagrams_keeps_state_only_in_between() {
+        let h = hello();
+        let pieces = crypto_pieces(&h, &[900], &[]);
+        let (mut s, mut scratch, mut budget) = (
+            QuicState::Idle,
+            QuicScratch::default(),
+            MemBudget::new(1 << 20),
+        );
+        let got = run(
+            &mut s,
+            &mut scratch,
+            &mut budget,
+            &[initial(1, vec![pieces[1].clone()])],
+        );
+        assert!(got.is_empty());
+        assert!(s.is_pending() && s.memory() > 0);
+        let got = run(
+            &mut s,
+            &mut scratch,
+            &mut budget,
+            &[initial(0, vec![pieces[0].clone()])],
+        );
+        assert_eq!(got, ["ds.kaspersky.com"]);
+        assert!(matches!(s, QuicState::Done));
+        assert_eq!(budget.used, 0);
+        // Later Initials (a retransmission) are not read again.
+        let again = initial(2, vec![FrameSpec::Crypto { offset: 0, data: h }]);
+        assert!(run(&mut s, &mut scratch, &mut budget, &[again]).is_empty());
+        assert_eq!(scratch.stats.initials, 2);
+    }
+
+    #[test]
+    fn a_hello_that_never_completes_is_abandoned_after_max_initials() {
+        let h = hello();
+        let (mut s, mut scratch, mut budget) = (
+            QuicState::Idle,
+            QuicScratch::default(),
+            MemBudget::new(1 << 20),
+        );
+        // Byte 0 never arrives; every other piece keeps coming.
+        let dgrams: Vec<Vec<u8>> = (1..60u32)
+            .map(|pn| {
+                let off = pn as usize;
+                initial(
+                    pn,
+                    vec![FrameSpec::Crypto {
+                        offset: off as u64,
+                        data: h[off..off + 1].to_vec(),
+                    }],
+                )
+            })
+            .collect();
+        assert!(run(&mut s, &mut scratch, &mut budget, &dgrams).is_empty());
+        assert!(matches!(s, QuicState::Done));
+        assert_eq!(scratch.stats.initials, u64::from(MAX_INITIALS));
+        assert_eq!(scratch.stats.abandoned, 1);
+        assert_eq!(budget.used, 0);
+    }
+
+    #[test]
+    fn the_memory_budget_refuses_state_and_counts_it() {
+        let h = hello();
+        let pieces = crypto_pieces(&h, &[900], &[]);
+        let (mut s, mut scratch, mut budget) =
+            (QuicState::Idle, QuicScratch::default(), MemBudget::new(256));
+        run(
+            &mut s,
+            &mut scratch,
+            &mut budget,
+            &[initial(1, vec![pieces[1].clone()])],
+        );
+        assert!(matches!(s, QuicState::Done));
+        assert_eq!((budget.used, budget.refusals), (0, 1));
+        // A hello in one datagram needs no state and passes whatever the budget.
+        let mut s = QuicState::Idle;
+        let whole = initial(0, vec![FrameSpec::Crypto { offset: 0, data: h }]);
+        assert_eq!(
+            run(&mut s, &mut scratch, &mut budget, &[whole]),
+            ["ds.kaspersky.com"]
+        );
+    }
+
+    #[test]
+    fn mutated_initials_never_panic_and_never_leak_budget() {
+        let h = hello();
+        let base = initial(0, crypto_pieces(&h, &[300, 700], &[2, 0, 1]));
+        let mut rng = phonehome_synth::rng::Rng::new(7);
+        let mut scratch = QuicScratch::default();
+        let mut budget = MemBudget::new(1 << 20);
+        for _ in 0..3000 {
+            let mut d = base.clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(d.len() as u64) as usize;
+                d[i] ^= 1 << rng.below(8);
+            }
+            if rng.below(4) == 0 {
+                d.truncate(rng.below(d.len() as u64) as usize);
+            }
+            let mut s = QuicState::Idle;
+            run(&mut s, &mut scratch, &mut budget, &[d]);
+            s.release(&mut budget);
+            assert_eq!(budget.used, 0);
+        }
+        // Header bytes are authenticated: most mutations fail to decrypt.
+        assert!(scratch.stats.undecryptable > 1000, "{:?}", scratch.stats);
+    }
+}
