@@ -400,7 +400,7 @@ fn parse_rule(
     kinds.sort_by_key(|(_, v)| v.span().start);
     match kinds.len() {
         1 => {}
-        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path or http_content_type)")),
+        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path, http_content_type or ja4)")),
         _ => errors.push(loc.at(kinds[1].1.span().start, "a rule takes exactly one match key; split it into two rules")),
     }
     for (name, present) in [
@@ -443,6 +443,30 @@ fn parse_rule(
             }),
             Err(m) => errors.push(loc.at(item.span().start, m)),
         }
+    }
+}
+
+/// Whether `f` has JA4's shape: `[tqd]` + version + `[di]` + two 2-digit
+/// counts + two ALPN characters, then two 12-digit hex hashes.
+fn is_ja4(f: &str) -> bool {
+    let parts: Vec<&str> = f.split('_').collect();
+    let hex12 = |p: &str| p.len() == 12 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [a, b, c] => {
+            let a = a.as_bytes();
+            a.len() == 10
+                && matches!(a.first(), Some(b't' | b'q' | b'd'))
+                && a.get(1..3)
+                    .is_some_and(|v| v.iter().all(u8::is_ascii_alphanumeric))
+                && matches!(a.get(3), Some(b'd' | b'i'))
+                && a.get(4..8)
+                    .is_some_and(|n| n.iter().all(u8::is_ascii_digit))
+                && a.get(8..10)
+                    .is_some_and(|n| n.iter().all(u8::is_ascii_alphanumeric))
+                && hex12(b)
+                && hex12(c)
+        }
+        _ => false,
     }
 }
 
@@ -507,6 +531,15 @@ fn normalise(kind: RuleKind, v: &DeValue<'_>) -> Result<String, String> {
                 ));
             }
             Ok(m)
+        }
+        RuleKind::Ja4 => {
+            let f = s.trim().to_ascii_lowercase();
+            if !is_ja4(&f) {
+                return Err(format!(
+                    "{s:?} is not a JA4 fingerprint like t13d1516h2_8daaf6152771_e5627efa2ab1"
+                ));
+            }
+            Ok(f)
         }
         RuleKind::Asn => unreachable!("handled above"),
     }
@@ -590,5 +623,30 @@ mod tests {
             e.0[0].to_string(),
             "d/beta.toml:5:1: suffix \"a.com\" is already claimed at d/acme.toml:5"
         );
+    }
+
+    #[test]
+    fn ja4_rules_are_checked_and_lowercased() {
+        let rule = |v: &str| {
+            format!(
+                "{HEAD}[[rule]]\nja4 = [{v}]\npurpose = \"telemetry\"\nconfidence = \"community\"\nsource = \"https://x\"\n"
+            )
+        };
+        let ok = rule(
+            "\"t13d1516h2_8daaf6152771_E5627EFA2AB1\", \"q13d0310h3_55b375c5d22e_cd85d2d88918\"",
+        );
+        let (_, rules) = parse_file("t/acme.toml", &ok).expect("valid");
+        assert_eq!(rules[0].value, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+        assert_eq!(rules[1].kind, RuleKind::Ja4);
+        for bad in [
+            "\"x13d1516h2_8daaf6152771_e5627efa2ab1\"",
+            "\"t13d1516h2_8daaf6152771\"",
+            "\"t13x1516h2_8daaf6152771_e5627efa2ab1\"",
+            "\"t13d1516h2_8daaf615277g_e5627efa2ab1\"",
+        ] {
+            let e = errs(&rule(bad));
+            assert_eq!(e.len(), 1, "{bad}");
+            assert!(e[0].contains("is not a JA4 fingerprint"), "{e:?}");
+        }
     }
 }

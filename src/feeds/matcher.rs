@@ -39,6 +39,7 @@ pub struct Matcher {
     user_agents: Vec<(regex::Regex, RuleId)>,
     paths: Vec<(regex::Regex, RuleId)>,
     content_types: HashMap<Box<str>, RuleId>,
+    ja4: HashMap<Box<str>, RuleId>,
 }
 
 /// Longest name looked up (RFC 1035 limit on the text form).
@@ -57,6 +58,7 @@ impl Matcher {
             user_agents: Vec::new(),
             paths: Vec::new(),
             content_types: HashMap::default(),
+            ja4: HashMap::default(),
         };
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
@@ -93,6 +95,9 @@ impl Matcher {
                 }
                 RuleKind::HttpContentType => {
                     m.content_types.insert(r.value.as_str().into(), id);
+                }
+                RuleKind::Ja4 => {
+                    m.ja4.insert(r.value.as_str().into(), id);
                 }
             }
         }
@@ -162,6 +167,14 @@ impl Matcher {
             .iter()
             .find(|(re, _)| re.is_match(path))
             .map(|(_, r)| *r)
+    }
+
+    /// The rule listing a JA4 fingerprint (as computed: lowercase).
+    pub fn ja4(&self, fingerprint: &str) -> Option<RuleId> {
+        if self.ja4.is_empty() {
+            return None;
+        }
+        self.ja4.get(fingerprint).copied()
     }
 
     /// The rule for a response media type (already lowercased, no parameters).

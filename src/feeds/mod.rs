@@ -100,11 +100,13 @@ pub enum RuleKind {
     HttpPath,
     /// An HTTP response media type.
     HttpContentType,
+    /// A JA4 ClientHello fingerprint of the vendor's software.
+    Ja4,
 }
 
 impl RuleKind {
     /// All kinds, with their TOML keys.
-    pub const ALL: [(RuleKind, &'static str); 7] = [
+    pub const ALL: [(RuleKind, &'static str); 8] = [
         (RuleKind::Suffix, "suffix"),
         (RuleKind::Exact, "exact"),
         (RuleKind::Cidr, "cidr"),
@@ -112,6 +114,7 @@ impl RuleKind {
         (RuleKind::HttpUserAgent, "http_user_agent"),
         (RuleKind::HttpPath, "http_path"),
         (RuleKind::HttpContentType, "http_content_type"),
+        (RuleKind::Ja4, "ja4"),
     ];
 
     /// The TOML key of this kind.

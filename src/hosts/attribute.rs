@@ -7,7 +7,8 @@
 //! an address inside a vendor range is evidence (`cidr`) on its own. HTTP
 //! User-Agents, paths and response media types are evidence whatever the
 //! name. DNS questions and answers for vendor names are evidence `dns` for
-//! the host that asked.
+//! the host that asked. A ClientHello whose JA4 fingerprint a feed lists is
+//! evidence `ja4`, whatever server it calls.
 
 use super::event::{Event, EventKind, EventSink, Transport};
 use super::pdns::{PassiveDns, PdnsLimits, Resolution};
@@ -18,6 +19,7 @@ use crate::feeds::{Intel, RuleId, VendorId};
 use crate::flow::stream::Observation;
 use crate::flow::{Dir, Endpoint};
 use crate::protocols::dns::{AnswerData, DnsMessage};
+use crate::protocols::fingerprint::{Carrier, Fingerprinter};
 use crate::protocols::quic::Version as QuicVersion;
 use crate::protocols::tls::ClientHello;
 use crate::protocols::{escape_name, escape_text, http};
@@ -118,6 +120,7 @@ pub struct Analysis {
     /// Counters.
     pub stats: AnalysisStats,
     name: String,
+    fp: Fingerprinter,
     ua: String,
     media: String,
 }
@@ -158,6 +161,7 @@ impl Analysis {
             hosts: HostTable::new(hosts),
             stats: AnalysisStats::default(),
             name: String::new(),
+            fp: Fingerprinter::default(),
             ua: String::new(),
             media: String::new(),
         }
@@ -493,22 +497,48 @@ impl Analysis {
             .filter(|_| is_name)
             .and_then(|s| self.intel.matcher.name(s))
             .map(|m| m.rule);
+        let mut fp = std::mem::take(&mut self.fp);
+        fp.compute(
+            hello,
+            if quic.is_some() {
+                Carrier::Quic
+            } else {
+                Carrier::Tcp
+            },
+        );
+        let ja4_rule = self.intel.matcher.ja4(&fp.ja4);
+        let (ja3, ja4) = (fp.ja3.as_str(), fp.ja4.as_str());
         let (kind, evidence) = match quic {
             Some(version) => (
                 EventKind::QuicClientHello {
                     sni,
                     hello,
                     version,
+                    ja3,
+                    ja4,
                 },
                 Evidence::QuicSni,
             ),
-            None => (EventKind::TlsClientHello { sni, hello }, Evidence::Sni),
+            None => (
+                EventKind::TlsClientHello {
+                    sni,
+                    hello,
+                    ja3,
+                    ja4,
+                },
+                Evidence::Sni,
+            ),
         };
-        self.event(ctx, dir, now, kind, rule, sink);
+        self.event(ctx, dir, now, kind, rule.or(ja4_rule), sink);
         note.named |= is_name;
         if let (Some(rule), Some(s)) = (rule, sni) {
             self.attribute_flow(ctx, note, rule, evidence, Some(s), Count::Connection, now);
         }
+        if let Some(r) = ja4_rule {
+            let s = sni.filter(|_| is_name);
+            self.attribute_flow(ctx, note, r, Evidence::Ja4, s, Count::Connection, now);
+        }
+        self.fp = fp;
         self.name = name;
         self.decide(ctx, note, now);
     }

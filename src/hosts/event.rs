@@ -49,6 +49,10 @@ pub enum EventKind<'a> {
         sni: Option<&'a str>,
         /// The parsed hello (ALPN, ECH).
         hello: &'a ClientHello<'a>,
+        /// Its JA3 fingerprint.
+        ja3: &'a str,
+        /// Its JA4 fingerprint.
+        ja4: &'a str,
     },
     /// A ClientHello carried in QUIC Initial packets.
     QuicClientHello {
@@ -58,6 +62,10 @@ pub enum EventKind<'a> {
         hello: &'a ClientHello<'a>,
         /// The QUIC version.
         version: crate::protocols::quic::Version,
+        /// Its JA3 fingerprint.
+        ja3: &'a str,
+        /// Its JA4 fingerprint.
+        ja4: &'a str,
     },
     /// An HTTP request.
     HttpRequest {

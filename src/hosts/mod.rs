@@ -54,6 +54,9 @@ pub enum Evidence {
     HttpPath,
     /// An HTTP response media type used by a vendor.
     HttpContentType,
+    /// A ClientHello's JA4 fingerprint is one a feed lists for the vendor's
+    /// software.
+    Ja4,
     /// The server address lies in a vendor's range.
     Cidr,
     /// The server address was resolved from a vendor name (no name on the connection).
@@ -62,7 +65,7 @@ pub enum Evidence {
 
 impl Evidence {
     /// All kinds, in report order.
-    pub const ALL: [Evidence; 9] = [
+    pub const ALL: [Evidence; 10] = [
         Evidence::Dns,
         Evidence::Sni,
         Evidence::QuicSni,
@@ -70,6 +73,7 @@ impl Evidence {
         Evidence::HttpUserAgent,
         Evidence::HttpPath,
         Evidence::HttpContentType,
+        Evidence::Ja4,
         Evidence::Cidr,
         Evidence::PassiveDns,
     ];
@@ -84,6 +88,7 @@ impl Evidence {
             Evidence::HttpUserAgent => "http_user_agent",
             Evidence::HttpPath => "http_path",
             Evidence::HttpContentType => "http_content_type",
+            Evidence::Ja4 => "ja4",
             Evidence::Cidr => "cidr",
             Evidence::PassiveDns => "passive_dns",
         }

@@ -45,6 +45,10 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     quic_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    ja3: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
@@ -139,6 +143,8 @@ impl<W: Write> EventSink for EventLog<W> {
             alpn: None,
             ech: None,
             quic_version: None,
+            ja3: None,
+            ja4: None,
             method: None,
             path: None,
             user_agent: None,
@@ -177,18 +183,27 @@ impl<W: Write> EventSink for EventLog<W> {
                         .collect(),
                 );
             }
-            EventKind::TlsClientHello { sni, hello } => {
+            EventKind::TlsClientHello {
+                sni,
+                hello,
+                ja3,
+                ja4,
+            } => {
                 line.kind = "tls_sni";
                 hello_fields(&mut line, sni, hello);
+                (line.ja3, line.ja4) = (Some(ja3), Some(ja4));
             }
             EventKind::QuicClientHello {
                 sni,
                 hello,
                 version,
+                ja3,
+                ja4,
             } => {
                 line.kind = "quic_sni";
                 line.quic_version = Some(version.name());
                 hello_fields(&mut line, sni, hello);
+                (line.ja3, line.ja4) = (Some(ja3), Some(ja4));
             }
             EventKind::HttpRequest {
                 host,

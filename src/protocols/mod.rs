@@ -8,6 +8,7 @@
 //! allocates nothing per message beyond reusable scratch space.
 
 pub mod dns;
+pub mod fingerprint;
 pub mod http;
 pub mod quic;
 pub mod tls;
