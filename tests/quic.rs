@@ -374,3 +374,102 @@ fn generated_handshakes_give_exactly_their_hellos_as_tshark_does() {
         assert_eq!(c["connections"], 1, "{client}: one UDP conversation");
     }
 }
+
+/// With ECH the ClientHello's server name is the provider's public name:
+/// the hello is recorded with it and `ech: true`, and the connection is
+/// attributed by passive DNS (the vendor name resolved just before), over
+/// TCP and QUIC alike.
+#[test]
+fn ech_hellos_fall_back_to_passive_dns() {
+    use phonehome_synth::dns::Answer;
+    use phonehome_synth::session::{TcpConn, dns_lookup};
+    let mut cb = CaptureBuilder::new(Link::Ethernet { vlans: vec![] });
+    let (tcp_host, quic_host) = ("10.2.0.5", "10.2.0.6");
+    let resolver = sa("10.2.0.2:53");
+    let server: std::net::Ipv4Addr = "203.0.113.80".parse().expect("addr");
+    let ech_hello = |outer: &str| {
+        tls::client_hello(&ClientHelloSpec {
+            sni: Some(outer.into()),
+            alpn: vec!["h3".into()],
+            target_len: None,
+            grease: true,
+            ech: true,
+        })
+    };
+    for (i, host) in [tcp_host, quic_host].into_iter().enumerate() {
+        let ts = T0 + i as u64 * SECOND;
+        let client = sa(&format!("{host}:40000"));
+        dns_lookup(
+            &mut cb,
+            ts,
+            client,
+            resolver,
+            7,
+            "ksn-info.kaspersky-labs.com",
+            &[Answer::a("ksn-info.kaspersky-labs.com", server, 300)],
+        );
+    }
+    let mut conn = TcpConn::new(
+        sa(&format!("{tcp_host}:50000")),
+        sa("203.0.113.80:443"),
+        1,
+        2,
+    );
+    let t = conn.handshake(&mut cb, T0 + 10 * MILLI);
+    conn.client_send(
+        &mut cb,
+        t,
+        &tls::records(&ech_hello("public.example.net"), 16384),
+    );
+    let p = client_initial(&InitialSpec::new(
+        V1,
+        b"\xec\xec\xec\xec\xec\xec\xec\xec",
+        b"",
+        0,
+        vec![FrameSpec::Crypto {
+            offset: 0,
+            data: ech_hello("public.example.net"),
+        }],
+    ));
+    send(
+        &mut cb,
+        T0 + SECOND + 10 * MILLI,
+        &format!("{quic_host}:50001"),
+        "203.0.113.80:443",
+        &p,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ech.pcapng");
+    cb.write_pcapng(&file).expect("write");
+
+    let evs = events(&file, &[]);
+    let hellos: Vec<&Value> = evs
+        .iter()
+        .filter(|e| matches!(e["kind"].as_str(), Some("tls_sni" | "quic_sni")))
+        .collect();
+    assert_eq!(hellos.len(), 2);
+    for h in &hellos {
+        assert_eq!(h["name"], "public.example.net");
+        assert_eq!(h["ech"], true);
+        assert!(h.get("vendor").is_none(), "the outer name is no vendor's");
+    }
+    assert!(
+        hellos
+            .iter()
+            .any(|h| h["ja4"].as_str().is_some_and(|j| j.starts_with("q13d")))
+    );
+    assert!(
+        hellos
+            .iter()
+            .any(|h| h["ja4"].as_str().is_some_and(|j| j.starts_with("t13d")))
+    );
+    let (_, report) = analyze_json(&[&file], &[]);
+    for host in [tcp_host, quic_host] {
+        let c = contact(&report, host, "kaspersky").unwrap_or_else(|| panic!("{host}"));
+        let ev = strings(&c["evidence"]);
+        assert!(ev.contains(&"passive_dns".into()), "{host}: {ev:?}");
+        assert_eq!(c["connections"], 1, "{host}");
+        assert_eq!(c["ech_connections"], 1, "{host}");
+        assert!(strings(&c["names"]).contains(&"ksn-info.kaspersky-labs.com".into()));
+    }
+}

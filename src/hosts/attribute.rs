@@ -2,8 +2,10 @@
 //! contacts.
 //!
 //! Order of evidence on a conversation: a name carried by the conversation
-//! itself (TLS or QUIC server name, HTTP Host) is authoritative; only when there is
-//! none does passive DNS name the server address (evidence `passive_dns`);
+//! itself (TLS or QUIC server name, HTTP Host) is authoritative; only when
+//! there is none — or the ClientHello used ECH, whose server name is only
+//! the provider's public name — does passive DNS name the server address
+//! (evidence `passive_dns`);
 //! an address inside a vendor range is evidence (`cidr`) on its own. HTTP
 //! User-Agents, paths and response media types are evidence whatever the
 //! name. DNS questions and answers for vendor names are evidence `dns` for
@@ -70,6 +72,9 @@ pub struct FlowNote {
     ignored: bool,
     /// The conversation's first packet (a connection start for beacons).
     start: Option<Timestamp>,
+    /// A ClientHello with encrypted_client_hello was seen (its server name
+    /// is the public outer name, not the real destination).
+    ech: bool,
 }
 
 /// Counters of the analysis stage.
@@ -214,6 +219,9 @@ impl Analysis {
                 c.connections += 1;
                 c.times.record(now);
                 c.beacon.connection(note.start.unwrap_or(now));
+                if note.ech {
+                    c.ech_connections += 1;
+                }
                 note.counted.push(vendor);
             }
             Count::Query => {
@@ -507,6 +515,16 @@ impl Analysis {
             },
         );
         let ja4_rule = self.intel.matcher.ja4(&fp.ja4);
+        if hello.ech && !note.ech {
+            note.ech = true;
+            // Vendors this conversation was already counted for (by address
+            // range) learn that it used ECH.
+            for &v in &note.counted {
+                if let Some(c) = self.hosts.contact(ctx.client.addr, v, now) {
+                    c.ech_connections += 1;
+                }
+            }
+        }
         let (ja3, ja4) = (fp.ja3.as_str(), fp.ja4.as_str());
         let (kind, evidence) = match quic {
             Some(version) => (
@@ -530,7 +548,10 @@ impl Analysis {
             ),
         };
         self.event(ctx, dir, now, kind, rule.or(ja4_rule), sink);
-        note.named |= is_name;
+        // An ECH outer name is the provider's public name: it still counts
+        // when a feed lists it, but it does not hide the real destination
+        // from passive DNS.
+        note.named |= is_name && !hello.ech;
         if let (Some(rule), Some(s)) = (rule, sni) {
             self.attribute_flow(ctx, note, rule, evidence, Some(s), Count::Connection, now);
         }

@@ -126,6 +126,9 @@ pub struct Contact {
     pub connections: u64,
     /// DNS queries for the vendor's names.
     pub dns_queries: u64,
+    /// Of the connections, those whose ClientHello used ECH (encrypted
+    /// server name: attributed by passive DNS, ranges or fingerprints).
+    pub ech_connections: u64,
     /// First evidence.
     pub first_seen: Timestamp,
     /// Last evidence (or last packet of an attributed conversation).
@@ -150,6 +153,7 @@ impl Contact {
             rules: Vec::new(),
             connections: 0,
             dns_queries: 0,
+            ech_connections: 0,
             first_seen: now,
             last_seen: now,
             times: ConnTimes::default(),
@@ -224,6 +228,7 @@ impl Contact {
             }
         }
         self.connections += o.connections;
+        self.ech_connections += o.ech_connections;
         self.dns_queries += o.dns_queries;
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);

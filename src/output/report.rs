@@ -125,6 +125,9 @@ pub struct ContactReport {
     pub connections: u64,
     /// DNS queries for vendor names.
     pub dns_queries: u64,
+    /// Connections whose ClientHello used ECH (omitted when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ech_connections: u64,
     /// First evidence.
     pub first_seen: String,
     /// Last evidence.
@@ -266,6 +269,7 @@ impl Report {
                         servers: c.servers.clone(),
                         connections: c.connections,
                         dns_queries: c.dns_queries,
+                        ech_connections: c.ech_connections,
                         first_seen: rfc3339(c.first_seen),
                         last_seen: rfc3339(c.last_seen),
                         beacon: c
