@@ -30,3 +30,6 @@ mod quic;
 
 /// JA3 of every real ClientHello compared with tshark's.
 mod ja3;
+
+/// Vendor behaviours from the feeds: DNS fallback resolvers.
+mod behaviour;

@@ -133,7 +133,13 @@ fn build(files: Vec<(String, String)>, replace: bool) -> Result<Feeds, FeedError
         let vid = VendorId::try_from(vid).unwrap_or(VendorId::MAX);
         for mut rule in rules {
             rule.vendor = vid;
-            let key = (rule.kind, rule.value.clone());
+            // A fallback resolver is public infrastructure several vendors
+            // may list; it is claimed per vendor.
+            let key = if rule.kind == RuleKind::DnsFallbackResolver {
+                (rule.kind, format!("{}:{}", vendor.id, rule.value))
+            } else {
+                (rule.kind, rule.value.clone())
+            };
             if let Some(first) = seen.get(&key) {
                 let (file, line) = split_origin(&rule.origin);
                 errors.push(FeedError {
@@ -400,7 +406,7 @@ fn parse_rule(
     kinds.sort_by_key(|(_, v)| v.span().start);
     match kinds.len() {
         1 => {}
-        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path, http_content_type or ja4)")),
+        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path, http_content_type, ja4 or dns_fallback_resolver)")),
         _ => errors.push(loc.at(kinds[1].1.span().start, "a rule takes exactly one match key; split it into two rules")),
     }
     for (name, present) in [
@@ -541,6 +547,12 @@ fn normalise(kind: RuleKind, v: &DeValue<'_>) -> Result<String, String> {
             }
             Ok(f)
         }
+        RuleKind::DnsFallbackResolver => {
+            let a: std::net::IpAddr = s.trim().parse().map_err(|_| {
+                format!("{s:?} is not an IP address like 8.8.8.8 or 2001:4860:4860::8888")
+            })?;
+            Ok(a.to_string())
+        }
         RuleKind::Asn => unreachable!("handled above"),
     }
 }
@@ -648,5 +660,26 @@ mod tests {
             assert_eq!(e.len(), 1, "{bad}");
             assert!(e[0].contains("is not a JA4 fingerprint"), "{e:?}");
         }
+    }
+
+    #[test]
+    fn fallback_resolvers_are_addresses_and_may_be_shared_by_vendors() {
+        let a = format!(
+            "{HEAD}[[rule]]\ndns_fallback_resolver = [\"8.8.8.8\", \"2001:4860:4860::8888\"]\npurpose = \"other\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        );
+        let b = a.replace("acme", "beta");
+        let feeds = build(
+            vec![("d/acme.toml".into(), a.clone()), ("d/beta.toml".into(), b)],
+            false,
+        )
+        .expect("two vendors may list one resolver");
+        assert_eq!(feeds.rules.len(), 4);
+        let dup = a.replace("\"2001:4860:4860::8888\"", "\"8.8.8.8\"");
+        let e = build(vec![("d/acme.toml".into(), dup)], false).unwrap_err();
+        assert!(e.0[0].message.contains("already claimed"), "{e}");
+        let bad = a.replace("8.8.8.8", "8.8.8.0/24");
+        let e = errs(&bad);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("is not an IP address"), "{e:?}");
     }
 }

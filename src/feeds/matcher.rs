@@ -40,6 +40,7 @@ pub struct Matcher {
     paths: Vec<(regex::Regex, RuleId)>,
     content_types: HashMap<Box<str>, RuleId>,
     ja4: HashMap<Box<str>, RuleId>,
+    fallback: HashMap<(super::VendorId, IpAddr), RuleId>,
 }
 
 /// Longest name looked up (RFC 1035 limit on the text form).
@@ -59,6 +60,7 @@ impl Matcher {
             paths: Vec::new(),
             content_types: HashMap::default(),
             ja4: HashMap::default(),
+            fallback: HashMap::default(),
         };
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
@@ -98,6 +100,11 @@ impl Matcher {
                 }
                 RuleKind::Ja4 => {
                     m.ja4.insert(r.value.as_str().into(), id);
+                }
+                RuleKind::DnsFallbackResolver => {
+                    if let Ok(a) = r.value.parse() {
+                        m.fallback.insert((r.vendor, a), id);
+                    }
                 }
             }
         }
@@ -167,6 +174,14 @@ impl Matcher {
             .iter()
             .find(|(re, _)| re.is_match(path))
             .map(|(_, r)| *r)
+    }
+
+    /// The rule naming `resolver` as one `vendor`'s software falls back to.
+    pub fn dns_fallback(&self, vendor: super::VendorId, resolver: IpAddr) -> Option<RuleId> {
+        if self.fallback.is_empty() {
+            return None;
+        }
+        self.fallback.get(&(vendor, resolver)).copied()
     }
 
     /// The rule listing a JA4 fingerprint (as computed: lowercase).

@@ -102,11 +102,15 @@ pub enum RuleKind {
     HttpContentType,
     /// A JA4 ClientHello fingerprint of the vendor's software.
     Ja4,
+    /// A public resolver the vendor's software queries directly when its
+    /// names do not resolve (not the vendor's address: a query for the
+    /// vendor's names sent straight to it is the evidence).
+    DnsFallbackResolver,
 }
 
 impl RuleKind {
     /// All kinds, with their TOML keys.
-    pub const ALL: [(RuleKind, &'static str); 8] = [
+    pub const ALL: [(RuleKind, &'static str); 9] = [
         (RuleKind::Suffix, "suffix"),
         (RuleKind::Exact, "exact"),
         (RuleKind::Cidr, "cidr"),
@@ -115,6 +119,7 @@ impl RuleKind {
         (RuleKind::HttpPath, "http_path"),
         (RuleKind::HttpContentType, "http_content_type"),
         (RuleKind::Ja4, "ja4"),
+        (RuleKind::DnsFallbackResolver, "dns_fallback_resolver"),
     ];
 
     /// The TOML key of this kind.

@@ -9,7 +9,8 @@
 //! an address inside a vendor range is evidence (`cidr`) on its own. HTTP
 //! User-Agents, paths and response media types are evidence whatever the
 //! name. DNS questions and answers for vendor names are evidence `dns` for
-//! the host that asked. A ClientHello whose JA4 fingerprint a feed lists is
+//! the host that asked; a question sent straight to a public resolver the
+//! vendor's feed lists as its fallback is also evidence `dns_fallback`. A ClientHello whose JA4 fingerprint a feed lists is
 //! evidence `ja4`, whatever server it calls.
 
 use super::event::{Event, EventKind, EventSink, Transport};
@@ -610,6 +611,23 @@ impl Analysis {
                         Count::Query,
                         now,
                     );
+                    // Sent straight to a resolver the vendor falls back to?
+                    let vendor = self.intel.feeds.rule(rule).map(|r| r.vendor);
+                    if let Some(fallback) =
+                        vendor.and_then(|v| self.intel.matcher.dns_fallback(v, dst.addr))
+                    {
+                        self.attribute(
+                            src.addr,
+                            None,
+                            link,
+                            note,
+                            fallback,
+                            Evidence::DnsFallback,
+                            Some(name),
+                            Count::Nothing,
+                            now,
+                        );
+                    }
                 }
             }
             return;

@@ -42,6 +42,9 @@ pub const MAX_RULES: usize = 16;
 pub enum Evidence {
     /// A DNS query or answer for a vendor name.
     Dns,
+    /// A query for a vendor name sent straight to a public resolver the
+    /// vendor's software falls back to.
+    DnsFallback,
     /// A TLS ClientHello server name.
     Sni,
     /// The server name of a ClientHello in QUIC Initial packets.
@@ -65,8 +68,9 @@ pub enum Evidence {
 
 impl Evidence {
     /// All kinds, in report order.
-    pub const ALL: [Evidence; 10] = [
+    pub const ALL: [Evidence; 11] = [
         Evidence::Dns,
+        Evidence::DnsFallback,
         Evidence::Sni,
         Evidence::QuicSni,
         Evidence::HttpHost,
@@ -82,6 +86,7 @@ impl Evidence {
     pub fn as_str(self) -> &'static str {
         match self {
             Evidence::Dns => "dns",
+            Evidence::DnsFallback => "dns_fallback",
             Evidence::Sni => "sni",
             Evidence::QuicSni => "quic_sni",
             Evidence::HttpHost => "http_host",
