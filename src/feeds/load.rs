@@ -353,6 +353,7 @@ fn parse_rule(
     let mut source = None;
     let mut product = None;
     let mut note = None;
+    let mut role = None;
     for (k, v) in t.iter() {
         let key = k.get_ref().as_ref();
         if let Some((kind, _)) = RuleKind::ALL.iter().find(|(_, n)| *n == key) {
@@ -397,16 +398,27 @@ fn parse_rule(
             }
             "product" => product = string_of(loc, v, "product", errors).map(str::to_string),
             "note" => note = string_of(loc, v, "note", errors).map(str::to_string),
+            "role" => {
+                if let Some(s) = string_of(loc, v, "role", errors) {
+                    role = super::Role::ALL.into_iter().find(|r| r.as_str() == s);
+                    if role.is_none() {
+                        errors.push(loc.at(
+                            v.span().start,
+                            format!("role {s:?} is not management_server or managed_client"),
+                        ));
+                    }
+                }
+            }
             other => {
                 let keys: Vec<_> = RuleKind::ALL.iter().map(|(_, n)| *n).collect();
-                errors.push(loc.at(k.span().start, format!("unknown rule key {other:?} (expected one of {}, purpose, product, confidence, source, note)", keys.join(", "))));
+                errors.push(loc.at(k.span().start, format!("unknown rule key {other:?} (expected one of {}, purpose, product, confidence, source, note, role)", keys.join(", "))));
             }
         }
     }
     kinds.sort_by_key(|(_, v)| v.span().start);
     match kinds.len() {
         1 => {}
-        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path, http_content_type, ja4 or dns_fallback_resolver)")),
+        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path, http_content_type, ja4, dns_fallback_resolver or port)")),
         _ => errors.push(loc.at(kinds[1].1.span().start, "a rule takes exactly one match key; split it into two rules")),
     }
     for (name, present) in [
@@ -445,6 +457,7 @@ fn parse_rule(
                 confidence,
                 source: source.clone(),
                 note: note.clone(),
+                role,
                 origin: format!("{}:{}", loc.file, loc.line_of(item.span().start)),
             }),
             Err(m) => errors.push(loc.at(item.span().start, m)),
@@ -546,6 +559,17 @@ fn normalise(kind: RuleKind, v: &DeValue<'_>) -> Result<String, String> {
                 ));
             }
             Ok(f)
+        }
+        RuleKind::Port => {
+            let v = s.trim().to_ascii_lowercase();
+            let proto = v.split('/').next().unwrap_or("");
+            match super::parse_port(&v) {
+                Some((_, lo, hi)) if lo == hi => Ok(format!("{proto}/{lo}")),
+                Some((_, lo, hi)) => Ok(format!("{proto}/{lo}-{hi}")),
+                None => Err(format!(
+                    "{s:?} is not a port like tcp/13000, udp/15000 or tcp/23100-23199"
+                )),
+            }
         }
         RuleKind::DnsFallbackResolver => {
             let a: std::net::IpAddr = s.trim().parse().map_err(|_| {

@@ -41,6 +41,8 @@ pub struct Matcher {
     content_types: HashMap<Box<str>, RuleId>,
     ja4: HashMap<Box<str>, RuleId>,
     fallback: HashMap<(super::VendorId, IpAddr), RuleId>,
+    /// (IP protocol, first port, last port, rule), in feed order.
+    ports: Vec<(u8, u16, u16, RuleId)>,
 }
 
 /// Longest name looked up (RFC 1035 limit on the text form).
@@ -61,6 +63,7 @@ impl Matcher {
             content_types: HashMap::default(),
             ja4: HashMap::default(),
             fallback: HashMap::default(),
+            ports: Vec::new(),
         };
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
@@ -100,6 +103,11 @@ impl Matcher {
                 }
                 RuleKind::Ja4 => {
                     m.ja4.insert(r.value.as_str().into(), id);
+                }
+                RuleKind::Port => {
+                    if let Some((proto, lo, hi)) = super::parse_port(&r.value) {
+                        m.ports.push((proto, lo, hi, id));
+                    }
                 }
                 RuleKind::DnsFallbackResolver => {
                     if let Ok(a) = r.value.parse() {
@@ -176,6 +184,15 @@ impl Matcher {
             .map(|(_, r)| *r)
     }
 
+    /// The first port rule covering `port` of IP protocol `proto` (a
+    /// linear scan: feeds list a handful of ports).
+    pub fn port(&self, proto: u8, port: u16) -> Option<RuleId> {
+        self.ports
+            .iter()
+            .find(|&&(p, lo, hi, _)| p == proto && (lo..=hi).contains(&port))
+            .map(|&(.., r)| r)
+    }
+
     /// The rule naming `resolver` as one `vendor`'s software falls back to.
     pub fn dns_fallback(&self, vendor: super::VendorId, resolver: IpAddr) -> Option<RuleId> {
         if self.fallback.is_empty() {
@@ -223,6 +240,7 @@ mod tests {
                     confidence: Confidence::Vendor,
                     source: "https://x".into(),
                     note: None,
+                    role: None,
                     origin: "test:1".into(),
                 })
                 .collect(),

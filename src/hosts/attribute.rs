@@ -18,7 +18,7 @@ use super::pdns::{PassiveDns, PdnsLimits, Resolution};
 use super::{Evidence, HostLimits, HostTable};
 use crate::capture::Timestamp;
 use crate::decode::LinkInfo;
-use crate::feeds::{Intel, RuleId, VendorId};
+use crate::feeds::{Intel, Role, RuleId, VendorId};
 use crate::flow::stream::Observation;
 use crate::flow::{Dir, Endpoint};
 use crate::protocols::dns::{AnswerData, DnsMessage};
@@ -131,6 +131,14 @@ pub struct Analysis {
     media: String,
 }
 
+/// The bit of a role in [`super::Contact::roles`].
+fn role_bit(role: Role) -> u16 {
+    Role::ALL
+        .iter()
+        .position(|r| *r == role)
+        .map_or(0, |i| 1 << i)
+}
+
 fn unattributable(a: IpAddr) -> bool {
     match a {
         IpAddr::V4(v) => v.is_multicast() || v.is_broadcast() || v.is_unspecified(),
@@ -203,7 +211,7 @@ impl Analysis {
         let Some(r) = self.intel.feeds.rule(rule) else {
             return;
         };
-        let (vendor, purpose) = (r.vendor, r.purpose);
+        let (vendor, purpose, role) = (r.vendor, r.purpose, r.role);
         let Some(c) = self.hosts.contact(host, vendor, now) else {
             return;
         };
@@ -214,6 +222,10 @@ impl Analysis {
         }
         if let Some(s) = server {
             c.add_server(s);
+        }
+        // The initiator of management traffic plays the listener's peer role.
+        if let (Count::Connection, Some(role)) = (count, role) {
+            c.roles.0 |= role_bit(role.peer());
         }
         match count {
             Count::Connection if !note.counted.contains(&vendor) => {
@@ -252,12 +264,54 @@ impl Analysis {
         );
     }
 
+    /// A conversation on a port a vendor's software listens on: evidence
+    /// `port` for the initiator and, when it is a host too, for the
+    /// listener, each with its role in the management traffic.
+    fn port_rule(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
+        let proto = match ctx.transport {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        };
+        let Some(rule) = self.intel.matcher.port(proto, ctx.server.port) else {
+            return;
+        };
+        self.attribute_flow(
+            ctx,
+            note,
+            rule,
+            Evidence::Port,
+            None,
+            Count::Connection,
+            now,
+        );
+        let Some(r) = self.intel.feeds.rule(rule) else {
+            return;
+        };
+        let (vendor, purpose, role) = (r.vendor, r.purpose, r.role);
+        let listener = ctx.server.addr;
+        if !self.is_host(listener) {
+            return;
+        }
+        if let Some(c) = self.hosts.contact(listener, vendor, now) {
+            c.evidence.0 |= Evidence::Port.bit();
+            c.add_rule(rule, purpose);
+            c.connections += 1;
+            c.times.record(now);
+            if let Some(role) = role {
+                c.roles.0 |= role_bit(role);
+            }
+        }
+    }
+
     /// A conversation starts: address-range evidence and passive DNS lookup.
     pub fn flow_start(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
         note.start = Some(now);
         self.hosts.observe(now);
         note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
         note.dns = DNS_PORTS.contains(&ctx.server.port);
+        if !note.ignored {
+            self.port_rule(ctx, note, now);
+        }
         if note.ignored || !self.is_host(ctx.client.addr) {
             note.decided = true;
             return;

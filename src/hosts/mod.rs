@@ -26,7 +26,7 @@ pub use times::{ConnTimes, MAX_TIMES};
 
 use crate::beacons::Beacons;
 use crate::capture::Timestamp;
-use crate::feeds::{Purpose, RuleId, VendorId};
+use crate::feeds::{Purpose, Role, RuleId, VendorId};
 use foldhash::HashMap;
 use std::net::IpAddr;
 
@@ -60,6 +60,9 @@ pub enum Evidence {
     /// A ClientHello's JA4 fingerprint is one a feed lists for the vendor's
     /// software.
     Ja4,
+    /// A conversation on a port the vendor's software listens on (its
+    /// management or relay traffic).
+    Port,
     /// The server address lies in a vendor's range.
     Cidr,
     /// The server address was resolved from a vendor name (no name on the connection).
@@ -68,7 +71,7 @@ pub enum Evidence {
 
 impl Evidence {
     /// All kinds, in report order.
-    pub const ALL: [Evidence; 11] = [
+    pub const ALL: [Evidence; 12] = [
         Evidence::Dns,
         Evidence::DnsFallback,
         Evidence::Sni,
@@ -78,6 +81,7 @@ impl Evidence {
         Evidence::HttpPath,
         Evidence::HttpContentType,
         Evidence::Ja4,
+        Evidence::Port,
         Evidence::Cidr,
         Evidence::PassiveDns,
     ];
@@ -94,6 +98,7 @@ impl Evidence {
             Evidence::HttpPath => "http_path",
             Evidence::HttpContentType => "http_content_type",
             Evidence::Ja4 => "ja4",
+            Evidence::Port => "port",
             Evidence::Cidr => "cidr",
             Evidence::PassiveDns => "passive_dns",
         }
@@ -134,6 +139,9 @@ pub struct Contact {
     /// Of the connections, those whose ClientHello used ECH (encrypted
     /// server name: attributed by passive DNS, ranges or fingerprints).
     pub ech_connections: u64,
+    /// Roles in the vendor's management traffic (bits in [`Role::ALL`]
+    /// order).
+    pub roles: Bits,
     /// First evidence.
     pub first_seen: Timestamp,
     /// Last evidence (or last packet of an attributed conversation).
@@ -159,6 +167,7 @@ impl Contact {
             connections: 0,
             dns_queries: 0,
             ech_connections: 0,
+            roles: Bits::default(),
             first_seen: now,
             last_seen: now,
             times: ConnTimes::default(),
@@ -173,6 +182,15 @@ impl Contact {
             .enumerate()
             .filter(|(i, _)| self.purposes.0 & (1 << i) != 0)
             .map(|(_, p)| p)
+    }
+
+    /// The roles, in order.
+    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
+        Role::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.roles.0 & (1 << i) != 0)
+            .map(|(_, r)| r)
     }
 
     /// The evidence kinds, in order.
@@ -234,6 +252,7 @@ impl Contact {
         }
         self.connections += o.connections;
         self.ech_connections += o.ech_connections;
+        self.roles.0 |= o.roles.0;
         self.dns_queries += o.dns_queries;
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);

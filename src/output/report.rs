@@ -128,6 +128,10 @@ pub struct ContactReport {
     /// Connections whose ClientHello used ECH (omitted when none).
     #[serde(skip_serializing_if = "is_zero")]
     pub ech_connections: u64,
+    /// Roles in the vendor's management traffic: `management_server`,
+    /// `managed_client` (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<&'static str>,
     /// First evidence.
     pub first_seen: String,
     /// Last evidence.
@@ -270,6 +274,7 @@ impl Report {
                         connections: c.connections,
                         dns_queries: c.dns_queries,
                         ech_connections: c.ech_connections,
+                        roles: c.roles().map(|r| r.as_str()).collect(),
                         first_seen: rfc3339(c.first_seen),
                         last_seen: rfc3339(c.last_seen),
                         beacon: c
