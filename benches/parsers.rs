@@ -1,9 +1,9 @@
 //! Micro-benchmarks of the per-packet work, in nanoseconds per operation:
-//! frame decode, DNS parse, ClientHello SNI extraction, feed name (suffix)
-//! match and address (CIDR) lookup. Inputs are real frames from
-//! `captures/`, loaded once outside the timed loops. Also the beacon
-//! state: one connection start pushed (with its streaming check, rings
-//! full) and one full score of 512 sessions.
+//! frame decode, DNS parse, ClientHello SNI extraction, QUIC Initial
+//! decryption, feed name (suffix) match and address (CIDR) lookup. Inputs
+//! are real frames from `captures/`, loaded once outside the timed loops.
+//! Also the beacon state: one connection start pushed (with its streaming
+//! check, rings full) and one full score of 512 sessions.
 //!
 //! Run: `cargo bench --bench parsers`.
 
@@ -12,7 +12,9 @@ use phonehome::beacons::Beacons;
 use phonehome::capture::{CaptureFile, Timestamp};
 use phonehome::decode::{self, Decoded, Transport};
 use phonehome::feeds::{self, Intel};
-use phonehome::protocols::{dns::DnsMessage, tls};
+use phonehome::flow::quic::{QuicScratch, QuicState};
+use phonehome::flow::tcp::MemBudget;
+use phonehome::protocols::{dns::DnsMessage, quic, tls};
 use std::hint::black_box;
 use std::path::Path;
 
@@ -29,6 +31,20 @@ fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
         }
     }
     out
+}
+
+/// Every UDP payload of a capture.
+fn udp_payloads(name: &str) -> Vec<Vec<u8>> {
+    frames(name)
+        .iter()
+        .filter_map(|(lt, f)| match decode::decode(*lt, f) {
+            Decoded::Packet(p) => match p.transport {
+                Transport::Udp(u) => Some(u.payload.to_vec()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// UDP payloads (port 53) of a capture.
@@ -85,6 +101,55 @@ fn benches(c: &mut Criterion) {
                     .map(<[u8]>::len),
             ),
             _ => None,
+        })
+    });
+
+    // A real client Initial (curl 8.1.2 to www.google.de, v1, 1200 bytes).
+    let initial = udp_payloads("corpus/zeek__quic__curl-8.1.2-dev-http3-www-google-de.pcap")
+        .into_iter()
+        .find(|p| quic::may_be_initial(p))
+        .expect("a client Initial");
+    let mut plain = Vec::new();
+    let mut stream = quic::CryptoStream::default();
+    c.bench_function("quic/Initial: derive keys, decrypt, SNI (1200 B)", |b| {
+        b.iter(|| {
+            let p = black_box(&initial[..]);
+            let hdr = quic::parse_long(p).ok()?;
+            let keys = quic::InitialKeys::client(hdr.version, hdr.dcid)?;
+            let (_, payload) =
+                quic::decrypt_initial(p.get(..hdr.len)?, &hdr, &keys, &mut plain).ok()?;
+            stream.clear();
+            for f in quic::frames(payload, hdr.version) {
+                if let Ok(quic::Frame::Crypto { offset, data }) = f {
+                    stream.insert(offset, data).ok()?;
+                }
+            }
+            match stream.hello() {
+                quic::Progress::Complete(m) => {
+                    tls::parse_client_hello(m).ok()?.sni.map(<[u8]>::len)
+                }
+                _ => None,
+            }
+        })
+    });
+    let mut qscratch = QuicScratch::default();
+    let mut budget = MemBudget::new(1 << 20);
+    c.bench_function("quic/Initial via flow state (keys cached)", |b| {
+        b.iter(|| {
+            let mut state = QuicState::Idle;
+            let mut n = 0usize;
+            state.datagram(black_box(&initial), &mut qscratch, &mut budget, &mut |_| {
+                n += 1
+            });
+            n
+        })
+    });
+    let dns = dns_payloads("corpus/pcapplusplus__DnsPackets.pcap");
+    c.bench_function("quic/hot-path filter on a non-QUIC payload", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            quic::may_be_initial(black_box(&dns[i % dns.len()]))
         })
     });
 

@@ -109,6 +109,20 @@ impl<'a> Cursor<'a> {
         let n = self.u16()?;
         self.bytes(usize::from(n))
     }
+
+    /// Reads a QUIC variable-length integer (RFC 9000 §16): the two high
+    /// bits of the first byte give the length (1, 2, 4 or 8 bytes).
+    pub fn varint(&mut self) -> Option<u64> {
+        let first = *self.buf.get(self.pos)?;
+        let len = 1usize << (first >> 6);
+        let s = self.buf.get(self.pos..self.pos.checked_add(len)?)?;
+        let mut v = u64::from(first & 0x3f);
+        for &b in s.iter().skip(1) {
+            v = (v << 8) | u64::from(b);
+        }
+        self.pos += len;
+        Some(v)
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +141,26 @@ mod tests {
         assert_eq!(c.u16(), None);
         assert_eq!(c.u8(), Some(3));
         assert_eq!(c.remaining(), 0);
+    }
+
+    #[test]
+    fn quic_varints_of_every_length() {
+        // RFC 9000 §A.1 examples.
+        for (bytes, value) in [
+            (
+                &[0xc2u8, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c][..],
+                151_288_809_941_952_652u64,
+            ),
+            (&[0x9d, 0x7f, 0x3e, 0x7d][..], 494_878_333),
+            (&[0x7b, 0xbd][..], 15_293),
+            (&[0x25][..], 37),
+            (&[0x40, 0x25][..], 37),
+        ] {
+            let mut c = Cursor::new(bytes);
+            assert_eq!(c.varint(), Some(value));
+            assert_eq!(c.remaining(), 0);
+        }
+        assert_eq!(Cursor::new(&[0x9d, 0x7f, 0x3e]).varint(), None);
+        assert_eq!(Cursor::new(&[]).varint(), None);
     }
 }

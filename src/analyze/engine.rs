@@ -6,6 +6,7 @@ use crate::capture::{Frame, Timestamp};
 use crate::decode::defrag::{DefragLimits, DefragStats, Defragmenter, Reassembled};
 use crate::decode::{self, Decoded, Packet, Transport as L4, ipproto, tcpflags};
 use crate::feeds::Intel;
+use crate::flow::quic::QuicState;
 use crate::flow::stream::{Observation, Scratch};
 use crate::flow::tcp::{MemBudget, Sink};
 use crate::flow::{
@@ -16,7 +17,7 @@ use crate::hosts::pdns::PdnsLimits;
 use crate::hosts::{
     Analysis, AnalysisStats, EventSink, FlowCtx, FlowNote, HostLimits, HostTable, Transport,
 };
-use crate::protocols::{dns, http, tls};
+use crate::protocols::{dns, http, quic, tls};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -147,8 +148,21 @@ pub fn carries_dns_answer(sport: u16, dport: u16, payload: &[u8]) -> bool {
         && payload.get(2).is_some_and(|b| b & 0x80 != 0)
 }
 
-/// Who started a UDP conversation: the asker of a DNS query, else by ports.
+/// Who started a UDP conversation: the asker of a DNS query, the sender of
+/// a QUIC Initial or 0-RTT packet (servers send Handshake and Retry), else
+/// by ports.
 fn udp_initiator(payload: &[u8], sport: u16, dport: u16) -> Initiator {
+    if let [first, a, b, c, d, ..] = *payload
+        && first & 0x80 != 0
+    {
+        let version = quic::Version(u32::from_be_bytes([a, b, c, d]));
+        if version.is_known() {
+            return match version.packet_type(first) {
+                quic::PacketType::Initial | quic::PacketType::ZeroRtt => Initiator::Sender,
+                quic::PacketType::Handshake | quic::PacketType::Retry => Initiator::Receiver,
+            };
+        }
+    }
     let dns_port = DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport);
     if dns_port && dns::plausible(payload) {
         let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
@@ -354,30 +368,40 @@ impl Engine {
     ) {
         let info = packet_info(p, ipproto::UDP, udp.sport, udp.dport, 0);
         let (src, dst) = (info.src, info.dst);
-        let slot = self.flows.lookup(
+        let Engine {
+            flows,
+            analysis,
+            scratch,
+            budget,
+            ended,
+            ..
+        } = self;
+        let slot = flows.lookup(
             ts,
             &info,
             || udp_initiator(udp.payload, udp.sport, udp.dport),
-            &mut self.ended,
+            ended,
         );
         let is_dns = (DNS_PORTS.contains(&udp.sport) || DNS_PORTS.contains(&udp.dport))
             && dns::plausible(udp.payload);
         let mut scratch_note = FlowNote::default();
-        let (ctx, note, dir) = match slot {
+        let mut scratch_quic = QuicState::default();
+        let (ctx, note, quic_state, dir) = match slot {
             Slot::New(i, dir) | Slot::Existing(i, dir) => {
                 let new = matches!(slot, Slot::New(..));
-                self.flows.touch(i, dir, ts, wire_len, 0, p.link);
-                let Some(f) = self.flows.get_mut(i) else {
+                flows.touch(i, dir, ts, wire_len, 0, p.link);
+                let Some(f) = flows.get_mut(i) else {
                     return;
                 };
                 let ctx = ctx_of(f);
                 if new {
-                    self.analysis.flow_start(&ctx, &mut f.user, ts);
+                    analysis.flow_start(&ctx, &mut f.user, ts);
                 }
-                (ctx, &mut f.user, dir)
+                (ctx, &mut f.user, &mut f.quic, dir)
             }
             Slot::Full => {
-                // No room to track the conversation: parse DNS statelessly.
+                // No room to track the conversation: parse DNS and
+                // single-datagram QUIC ClientHellos statelessly.
                 let (client, server, dir) = match udp_initiator(udp.payload, udp.sport, udp.dport) {
                     Initiator::Sender => (src, dst, Dir::ToServer),
                     Initiator::Receiver => (dst, src, Dir::ToClient),
@@ -388,12 +412,18 @@ impl Engine {
                     transport: Transport::Udp,
                     link: p.link,
                 };
-                (ctx, &mut scratch_note, dir)
+                (ctx, &mut scratch_note, &mut scratch_quic, dir)
             }
         };
-        if is_dns && self.scratch.dns.parse(udp.payload) {
-            self.analysis
-                .dns(&ctx, note, dir, ts, &self.scratch.dns, events);
+        if is_dns && scratch.dns.parse(udp.payload) {
+            analysis.dns(&ctx, note, dir, ts, &scratch.dns, events);
+        } else if dir == Dir::ToServer && quic::may_be_initial(udp.payload) {
+            let mut emit =
+                |obs: Observation<'_>| analysis.observe(&ctx, note, dir, ts, &obs, &mut *events);
+            quic_state.datagram(udp.payload, &mut scratch.quic, budget, &mut emit);
+            if matches!(slot, Slot::Full) {
+                quic_state.release(budget);
+            }
         }
     }
 
@@ -405,6 +435,7 @@ impl Engine {
                 tcp,
                 pipeline,
                 user,
+                quic,
                 first_ts,
                 last_ts,
                 bytes,
@@ -426,6 +457,7 @@ impl Engine {
                     d.release(&mut self.budget);
                 }
             }
+            quic.release(&mut self.budget);
             let total = bytes[0].saturating_add(bytes[1]);
             self.analysis
                 .flow_end(&ctx, user, *first_ts, *last_ts, total);
@@ -445,6 +477,7 @@ impl Engine {
             flows: self.flows.stats(),
             defrag: self.defrag.stats(),
             streams_abandoned: self.budget.refusals,
+            quic: self.scratch.quic.stats,
             analysis: self.analysis.stats,
             pdns_evicted: self.analysis.pdns.evicted,
             geo: self.analysis.geo.stats,
@@ -499,6 +532,8 @@ pub struct EngineStats {
     pub defrag: DefragStats,
     /// TCP directions given up at the memory cap.
     pub streams_abandoned: u64,
+    /// QUIC Initial processing.
+    pub quic: crate::flow::quic::QuicStats,
     /// Protocol records parsed.
     pub analysis: AnalysisStats,
     /// Passive DNS entries evicted at the cap.
@@ -514,6 +549,7 @@ impl EngineStats {
         self.flows.merge(&o.flows);
         self.defrag.merge(&o.defrag);
         self.streams_abandoned += o.streams_abandoned;
+        self.quic.merge(&o.quic);
         self.analysis.merge(&o.analysis);
         self.pdns_evicted += o.pdns_evicted;
         self.geo.merge(&o.geo);

@@ -218,6 +218,7 @@ fn summarize(stats: &EngineStats, timeline: &Timeline, files: usize) -> Summary 
         streams_abandoned: stats.streams_abandoned,
         dns_messages: a.dns_messages,
         tls_client_hellos: a.client_hellos,
+        quic_client_hellos: a.quic_client_hellos,
         http_requests: a.http_requests,
         http_responses: a.http_responses,
         pdns_evicted: stats.pdns_evicted,

@@ -133,7 +133,13 @@ fn build(files: Vec<(String, String)>, replace: bool) -> Result<Feeds, FeedError
         let vid = VendorId::try_from(vid).unwrap_or(VendorId::MAX);
         for mut rule in rules {
             rule.vendor = vid;
-            let key = (rule.kind, rule.value.clone());
+            // A fallback resolver is public infrastructure several vendors
+            // may list; it is claimed per vendor.
+            let key = if rule.kind == RuleKind::DnsFallbackResolver {
+                (rule.kind, format!("{}:{}", vendor.id, rule.value))
+            } else {
+                (rule.kind, rule.value.clone())
+            };
             if let Some(first) = seen.get(&key) {
                 let (file, line) = split_origin(&rule.origin);
                 errors.push(FeedError {
@@ -347,6 +353,7 @@ fn parse_rule(
     let mut source = None;
     let mut product = None;
     let mut note = None;
+    let mut role = None;
     for (k, v) in t.iter() {
         let key = k.get_ref().as_ref();
         if let Some((kind, _)) = RuleKind::ALL.iter().find(|(_, n)| *n == key) {
@@ -391,16 +398,27 @@ fn parse_rule(
             }
             "product" => product = string_of(loc, v, "product", errors).map(str::to_string),
             "note" => note = string_of(loc, v, "note", errors).map(str::to_string),
+            "role" => {
+                if let Some(s) = string_of(loc, v, "role", errors) {
+                    role = super::Role::ALL.into_iter().find(|r| r.as_str() == s);
+                    if role.is_none() {
+                        errors.push(loc.at(
+                            v.span().start,
+                            format!("role {s:?} is not management_server or managed_client"),
+                        ));
+                    }
+                }
+            }
             other => {
                 let keys: Vec<_> = RuleKind::ALL.iter().map(|(_, n)| *n).collect();
-                errors.push(loc.at(k.span().start, format!("unknown rule key {other:?} (expected one of {}, purpose, product, confidence, source, note)", keys.join(", "))));
+                errors.push(loc.at(k.span().start, format!("unknown rule key {other:?} (expected one of {}, purpose, product, confidence, source, note, role)", keys.join(", "))));
             }
         }
     }
     kinds.sort_by_key(|(_, v)| v.span().start);
     match kinds.len() {
         1 => {}
-        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path or http_content_type)")),
+        0 => errors.push(loc.at(at, "the rule has no match key (suffix, exact, cidr, asn, http_user_agent, http_path, http_content_type, ja4, dns_fallback_resolver or port)")),
         _ => errors.push(loc.at(kinds[1].1.span().start, "a rule takes exactly one match key; split it into two rules")),
     }
     for (name, present) in [
@@ -439,10 +457,35 @@ fn parse_rule(
                 confidence,
                 source: source.clone(),
                 note: note.clone(),
+                role,
                 origin: format!("{}:{}", loc.file, loc.line_of(item.span().start)),
             }),
             Err(m) => errors.push(loc.at(item.span().start, m)),
         }
+    }
+}
+
+/// Whether `f` has JA4's shape: `[tqd]` + version + `[di]` + two 2-digit
+/// counts + two ALPN characters, then two 12-digit hex hashes.
+fn is_ja4(f: &str) -> bool {
+    let parts: Vec<&str> = f.split('_').collect();
+    let hex12 = |p: &str| p.len() == 12 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [a, b, c] => {
+            let a = a.as_bytes();
+            a.len() == 10
+                && matches!(a.first(), Some(b't' | b'q' | b'd'))
+                && a.get(1..3)
+                    .is_some_and(|v| v.iter().all(u8::is_ascii_alphanumeric))
+                && matches!(a.get(3), Some(b'd' | b'i'))
+                && a.get(4..8)
+                    .is_some_and(|n| n.iter().all(u8::is_ascii_digit))
+                && a.get(8..10)
+                    .is_some_and(|n| n.iter().all(u8::is_ascii_alphanumeric))
+                && hex12(b)
+                && hex12(c)
+        }
+        _ => false,
     }
 }
 
@@ -507,6 +550,32 @@ fn normalise(kind: RuleKind, v: &DeValue<'_>) -> Result<String, String> {
                 ));
             }
             Ok(m)
+        }
+        RuleKind::Ja4 => {
+            let f = s.trim().to_ascii_lowercase();
+            if !is_ja4(&f) {
+                return Err(format!(
+                    "{s:?} is not a JA4 fingerprint like t13d1516h2_8daaf6152771_e5627efa2ab1"
+                ));
+            }
+            Ok(f)
+        }
+        RuleKind::Port => {
+            let v = s.trim().to_ascii_lowercase();
+            let proto = v.split('/').next().unwrap_or("");
+            match super::parse_port(&v) {
+                Some((_, lo, hi)) if lo == hi => Ok(format!("{proto}/{lo}")),
+                Some((_, lo, hi)) => Ok(format!("{proto}/{lo}-{hi}")),
+                None => Err(format!(
+                    "{s:?} is not a port like tcp/13000, udp/15000 or tcp/23100-23199"
+                )),
+            }
+        }
+        RuleKind::DnsFallbackResolver => {
+            let a: std::net::IpAddr = s.trim().parse().map_err(|_| {
+                format!("{s:?} is not an IP address like 8.8.8.8 or 2001:4860:4860::8888")
+            })?;
+            Ok(a.to_string())
         }
         RuleKind::Asn => unreachable!("handled above"),
     }
@@ -590,5 +659,51 @@ mod tests {
             e.0[0].to_string(),
             "d/beta.toml:5:1: suffix \"a.com\" is already claimed at d/acme.toml:5"
         );
+    }
+
+    #[test]
+    fn ja4_rules_are_checked_and_lowercased() {
+        let rule = |v: &str| {
+            format!(
+                "{HEAD}[[rule]]\nja4 = [{v}]\npurpose = \"telemetry\"\nconfidence = \"community\"\nsource = \"https://x\"\n"
+            )
+        };
+        let ok = rule(
+            "\"t13d1516h2_8daaf6152771_E5627EFA2AB1\", \"q13d0310h3_55b375c5d22e_cd85d2d88918\"",
+        );
+        let (_, rules) = parse_file("t/acme.toml", &ok).expect("valid");
+        assert_eq!(rules[0].value, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+        assert_eq!(rules[1].kind, RuleKind::Ja4);
+        for bad in [
+            "\"x13d1516h2_8daaf6152771_e5627efa2ab1\"",
+            "\"t13d1516h2_8daaf6152771\"",
+            "\"t13x1516h2_8daaf6152771_e5627efa2ab1\"",
+            "\"t13d1516h2_8daaf615277g_e5627efa2ab1\"",
+        ] {
+            let e = errs(&rule(bad));
+            assert_eq!(e.len(), 1, "{bad}");
+            assert!(e[0].contains("is not a JA4 fingerprint"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn fallback_resolvers_are_addresses_and_may_be_shared_by_vendors() {
+        let a = format!(
+            "{HEAD}[[rule]]\ndns_fallback_resolver = [\"8.8.8.8\", \"2001:4860:4860::8888\"]\npurpose = \"other\"\nconfidence = \"vendor\"\nsource = \"https://x\"\n"
+        );
+        let b = a.replace("acme", "beta");
+        let feeds = build(
+            vec![("d/acme.toml".into(), a.clone()), ("d/beta.toml".into(), b)],
+            false,
+        )
+        .expect("two vendors may list one resolver");
+        assert_eq!(feeds.rules.len(), 4);
+        let dup = a.replace("\"2001:4860:4860::8888\"", "\"8.8.8.8\"");
+        let e = build(vec![("d/acme.toml".into(), dup)], false).unwrap_err();
+        assert!(e.0[0].message.contains("already claimed"), "{e}");
+        let bad = a.replace("8.8.8.8", "8.8.8.0/24");
+        let e = errs(&bad);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("is not an IP address"), "{e:?}");
     }
 }

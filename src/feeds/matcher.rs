@@ -39,6 +39,10 @@ pub struct Matcher {
     user_agents: Vec<(regex::Regex, RuleId)>,
     paths: Vec<(regex::Regex, RuleId)>,
     content_types: HashMap<Box<str>, RuleId>,
+    ja4: HashMap<Box<str>, RuleId>,
+    fallback: HashMap<(super::VendorId, IpAddr), RuleId>,
+    /// (IP protocol, first port, last port, rule), in feed order.
+    ports: Vec<(u8, u16, u16, RuleId)>,
 }
 
 /// Longest name looked up (RFC 1035 limit on the text form).
@@ -57,6 +61,9 @@ impl Matcher {
             user_agents: Vec::new(),
             paths: Vec::new(),
             content_types: HashMap::default(),
+            ja4: HashMap::default(),
+            fallback: HashMap::default(),
+            ports: Vec::new(),
         };
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
@@ -93,6 +100,19 @@ impl Matcher {
                 }
                 RuleKind::HttpContentType => {
                     m.content_types.insert(r.value.as_str().into(), id);
+                }
+                RuleKind::Ja4 => {
+                    m.ja4.insert(r.value.as_str().into(), id);
+                }
+                RuleKind::Port => {
+                    if let Some((proto, lo, hi)) = super::parse_port(&r.value) {
+                        m.ports.push((proto, lo, hi, id));
+                    }
+                }
+                RuleKind::DnsFallbackResolver => {
+                    if let Ok(a) = r.value.parse() {
+                        m.fallback.insert((r.vendor, a), id);
+                    }
                 }
             }
         }
@@ -164,6 +184,31 @@ impl Matcher {
             .map(|(_, r)| *r)
     }
 
+    /// The first port rule covering `port` of IP protocol `proto` (a
+    /// linear scan: feeds list a handful of ports).
+    pub fn port(&self, proto: u8, port: u16) -> Option<RuleId> {
+        self.ports
+            .iter()
+            .find(|&&(p, lo, hi, _)| p == proto && (lo..=hi).contains(&port))
+            .map(|&(.., r)| r)
+    }
+
+    /// The rule naming `resolver` as one `vendor`'s software falls back to.
+    pub fn dns_fallback(&self, vendor: super::VendorId, resolver: IpAddr) -> Option<RuleId> {
+        if self.fallback.is_empty() {
+            return None;
+        }
+        self.fallback.get(&(vendor, resolver)).copied()
+    }
+
+    /// The rule listing a JA4 fingerprint (as computed: lowercase).
+    pub fn ja4(&self, fingerprint: &str) -> Option<RuleId> {
+        if self.ja4.is_empty() {
+            return None;
+        }
+        self.ja4.get(fingerprint).copied()
+    }
+
     /// The rule for a response media type (already lowercased, no parameters).
     pub fn content_type(&self, media_type: &str) -> Option<RuleId> {
         self.content_types.get(media_type).copied()
@@ -195,6 +240,7 @@ mod tests {
                     confidence: Confidence::Vendor,
                     source: "https://x".into(),
                     note: None,
+                    role: None,
                     origin: "test:1".into(),
                 })
                 .collect(),

@@ -100,11 +100,20 @@ pub enum RuleKind {
     HttpPath,
     /// An HTTP response media type.
     HttpContentType,
+    /// A JA4 ClientHello fingerprint of the vendor's software.
+    Ja4,
+    /// A public resolver the vendor's software queries directly when its
+    /// names do not resolve (not the vendor's address: a query for the
+    /// vendor's names sent straight to it is the evidence).
+    DnsFallbackResolver,
+    /// A transport port or port range the vendor's software listens on
+    /// (`tcp/13000`, `udp/15000`, `tcp/23100-23199`).
+    Port,
 }
 
 impl RuleKind {
     /// All kinds, with their TOML keys.
-    pub const ALL: [(RuleKind, &'static str); 7] = [
+    pub const ALL: [(RuleKind, &'static str); 10] = [
         (RuleKind::Suffix, "suffix"),
         (RuleKind::Exact, "exact"),
         (RuleKind::Cidr, "cidr"),
@@ -112,6 +121,9 @@ impl RuleKind {
         (RuleKind::HttpUserAgent, "http_user_agent"),
         (RuleKind::HttpPath, "http_path"),
         (RuleKind::HttpContentType, "http_content_type"),
+        (RuleKind::Ja4, "ja4"),
+        (RuleKind::DnsFallbackResolver, "dns_fallback_resolver"),
+        (RuleKind::Port, "port"),
     ];
 
     /// The TOML key of this kind.
@@ -164,8 +176,44 @@ pub struct Rule {
     pub source: String,
     /// Free note.
     pub note: Option<String>,
+    /// For management traffic: the role of the side that listens (the
+    /// server of the conversation); the other side has the opposite role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// `file:line` of the entry.
     pub origin: String,
+}
+
+/// The part a host plays in a vendor's management traffic (Kaspersky
+/// Security Center: an Administration Server and its Network Agents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages agents (an on-premises management server or a relay).
+    ManagementServer,
+    /// Is managed (runs the vendor's agent).
+    ManagedClient,
+}
+
+impl Role {
+    /// Both roles, in report order.
+    pub const ALL: [Role; 2] = [Role::ManagementServer, Role::ManagedClient];
+
+    /// The name used in feeds and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ManagementServer => "management_server",
+            Role::ManagedClient => "managed_client",
+        }
+    }
+
+    /// The other side's role.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::ManagementServer => Role::ManagedClient,
+            Role::ManagedClient => Role::ManagementServer,
+        }
+    }
 }
 
 /// Loaded feeds.
@@ -217,4 +265,23 @@ impl Intel {
         self.geo = geo;
         self
     }
+}
+
+/// Parses a port rule value (`tcp/13000`, `udp/15000`, `tcp/23100-23199`)
+/// into (IP protocol, first port, last port).
+pub fn parse_port(v: &str) -> Option<(u8, u16, u16)> {
+    let (proto, ports) = v.split_once('/')?;
+    let proto = match proto {
+        "tcp" => 6,
+        "udp" => 17,
+        _ => return None,
+    };
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+        None => {
+            let p = ports.parse().ok()?;
+            (p, p)
+        }
+    };
+    (lo > 0 && lo <= hi).then_some((proto, lo, hi))
 }

@@ -1,7 +1,8 @@
 //! Flows: who talks to whom. Groups packets into conversations keyed by a
 //! symmetric 5-tuple, decides which side is the client (the initiator: the
 //! sender of the SYN, of the DNS query, of the first datagram), reassembles
-//! TCP streams for the application parsers, and expires idle conversations.
+//! TCP streams for the application parsers (`quic.rs`: QUIC ClientHellos
+//! over UDP), and expires idle conversations.
 //!
 //! The table is a slab of flows indexed by a seeded hash map (attackers
 //! choose the tuples, so the hash is keyed). Expiry is incremental: each
@@ -10,6 +11,7 @@
 //! it is full, idle flows are evicted early, and if none can go the new flow
 //! is refused and counted — stateless parsing (single-datagram DNS) goes on.
 
+pub mod quic;
 pub mod stream;
 pub mod tcp;
 
@@ -99,6 +101,9 @@ pub struct Flow<T> {
     pub tcp: Option<[TcpDirection; 2]>,
     /// HEAD requests awaiting responses (HTTP).
     pub pipeline: Pipeline,
+    /// QUIC ClientHello reassembly, for UDP flows (empty unless a hello
+    /// spans datagrams).
+    pub quic: quic::QuicState,
     /// FIN seen per direction; RST.
     closed: u8,
     /// The analysis stage's data about this flow.
@@ -357,6 +362,7 @@ impl<T: Default> FlowTable<T> {
             bytes: [0, 0],
             tcp,
             pipeline: Pipeline::default(),
+            quic: quic::QuicState::default(),
             closed: 0,
             user: T::default(),
         };

@@ -26,6 +26,13 @@ pub enum AppKind {
 pub enum Observation<'a> {
     /// A TLS ClientHello.
     ClientHello(tls::ClientHello<'a>),
+    /// A ClientHello from QUIC Initial packets.
+    QuicClientHello {
+        /// The hello.
+        hello: tls::ClientHello<'a>,
+        /// The QUIC version of the Initial packets.
+        version: crate::protocols::quic::Version,
+    },
     /// An HTTP request head.
     HttpRequest(http::Request<'a>),
     /// An HTTP response head.
@@ -41,6 +48,8 @@ pub struct Scratch {
     pub tls: Vec<u8>,
     /// DNS messages are decoded into this.
     pub dns: dns::DnsMessage,
+    /// QUIC Initial decryption buffers and key cache.
+    pub quic: super::quic::QuicScratch,
 }
 
 /// HEAD requests awaiting their response (so a response's body framing is
@@ -437,6 +446,9 @@ mod tests {
                     Observation::HttpResponse(r) => format!("resp {}", r.status),
                     Observation::ClientHello(h) => format!("hello {:?}", h.sni),
                     Observation::Dns(d) => format!("dns {:?}", d.qname()),
+                    Observation::QuicClientHello { hello, .. } => {
+                        format!("quic hello {:?}", hello.sni)
+                    }
                 })
             });
         }

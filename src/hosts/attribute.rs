@@ -2,8 +2,10 @@
 //! contacts.
 //!
 //! Order of evidence on a conversation: a name carried by the conversation
-//! itself (TLS server name, HTTP Host) is authoritative; only when there is
-//! none does passive DNS name the server address (evidence `passive_dns`);
+//! itself (TLS or QUIC server name, HTTP Host) is authoritative; only when
+//! there is none — or the ClientHello used ECH, whose server name is only
+//! the provider's public name — does passive DNS name the server address
+//! (evidence `passive_dns`);
 //! an address inside a vendor range is evidence (`cidr`) on its own. HTTP
 //! User-Agents, paths and response media types are evidence whatever the
 //! name. DNS questions and answers for vendor names are evidence `dns` for
@@ -13,17 +15,23 @@
 //! autonomous system is evidence (`asn`) on its own, like a range; and a
 //! conversation that ends with no vendor attributed, to a server in a
 //! watched place, becomes a vendor-less contact (evidence `geo`).
+//! the host that asked; a question sent straight to a public resolver the
+//! vendor's feed lists as its fallback is also evidence `dns_fallback`. A ClientHello whose JA4 fingerprint a feed lists is
+//! evidence `ja4`, whatever server it calls.
 
 use super::event::{Event, EventKind, EventSink, Transport};
 use super::pdns::{PassiveDns, PdnsLimits, Resolution};
 use super::{Evidence, HostLimits, HostTable};
 use crate::capture::Timestamp;
 use crate::decode::LinkInfo;
-use crate::feeds::{Intel, RuleId, VendorId};
+use crate::feeds::{Intel, Role, RuleId, VendorId};
 use crate::flow::stream::Observation;
 use crate::flow::{Dir, Endpoint};
 use crate::geo::GeoCache;
 use crate::protocols::dns::{AnswerData, DnsMessage};
+use crate::protocols::fingerprint::{Carrier, Fingerprinter};
+use crate::protocols::quic::Version as QuicVersion;
+use crate::protocols::tls::ClientHello;
 use crate::protocols::{escape_name, escape_text, http};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -76,6 +84,9 @@ pub struct FlowNote {
     watched: bool,
     /// Feed evidence was found on the conversation itself.
     attributed: bool,
+    /// A ClientHello with encrypted_client_hello was seen (its server name
+    /// is the public outer name, not the real destination).
+    ech: bool,
 }
 
 /// Counters of the analysis stage.
@@ -85,6 +96,8 @@ pub struct AnalysisStats {
     pub dns_messages: u64,
     /// TLS ClientHellos parsed.
     pub client_hellos: u64,
+    /// ClientHellos read from QUIC Initial packets.
+    pub quic_client_hellos: u64,
     /// HTTP requests parsed.
     pub http_requests: u64,
     /// HTTP responses parsed.
@@ -96,6 +109,7 @@ impl AnalysisStats {
     pub fn merge(&mut self, o: &AnalysisStats) {
         self.dns_messages += o.dns_messages;
         self.client_hellos += o.client_hellos;
+        self.quic_client_hellos += o.quic_client_hellos;
         self.http_requests += o.http_requests;
         self.http_responses += o.http_responses;
     }
@@ -125,8 +139,17 @@ pub struct Analysis {
     /// Per-server GeoIP/ASN verdicts (used only with databases).
     pub geo: GeoCache,
     name: String,
+    fp: Fingerprinter,
     ua: String,
     media: String,
+}
+
+/// The bit of a role in [`super::Contact::roles`].
+fn role_bit(role: Role) -> u16 {
+    Role::ALL
+        .iter()
+        .position(|r| *r == role)
+        .map_or(0, |i| 1 << i)
 }
 
 fn unattributable(a: IpAddr) -> bool {
@@ -166,6 +189,7 @@ impl Analysis {
             stats: AnalysisStats::default(),
             geo: GeoCache::default(),
             name: String::new(),
+            fp: Fingerprinter::default(),
             ua: String::new(),
             media: String::new(),
         }
@@ -201,7 +225,7 @@ impl Analysis {
         let Some(r) = self.intel.feeds.rule(rule) else {
             return;
         };
-        let (vendor, purpose) = (r.vendor, r.purpose);
+        let (vendor, purpose, role) = (r.vendor, r.purpose, r.role);
         let Some(c) = self.hosts.contact(host, vendor, now) else {
             return;
         };
@@ -213,11 +237,18 @@ impl Analysis {
         if let Some(s) = server {
             c.add_server(s);
         }
+        // The initiator of management traffic plays the listener's peer role.
+        if let (Count::Connection, Some(role)) = (count, role) {
+            c.roles.0 |= role_bit(role.peer());
+        }
         match count {
             Count::Connection if !note.counted.contains(&vendor) => {
                 c.connections += 1;
                 c.times.record(now);
                 c.beacon.connection(note.start.unwrap_or(now));
+                if note.ech {
+                    c.ech_connections += 1;
+                }
                 note.counted.push(vendor);
             }
             Count::Query => {
@@ -248,12 +279,54 @@ impl Analysis {
         );
     }
 
+    /// A conversation on a port a vendor's software listens on: evidence
+    /// `port` for the initiator and, when it is a host too, for the
+    /// listener, each with its role in the management traffic.
+    fn port_rule(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
+        let proto = match ctx.transport {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        };
+        let Some(rule) = self.intel.matcher.port(proto, ctx.server.port) else {
+            return;
+        };
+        self.attribute_flow(
+            ctx,
+            note,
+            rule,
+            Evidence::Port,
+            None,
+            Count::Connection,
+            now,
+        );
+        let Some(r) = self.intel.feeds.rule(rule) else {
+            return;
+        };
+        let (vendor, purpose, role) = (r.vendor, r.purpose, r.role);
+        let listener = ctx.server.addr;
+        if !self.is_host(listener) {
+            return;
+        }
+        if let Some(c) = self.hosts.contact(listener, vendor, now) {
+            c.evidence.0 |= Evidence::Port.bit();
+            c.add_rule(rule, purpose);
+            c.connections += 1;
+            c.times.record(now);
+            if let Some(role) = role {
+                c.roles.0 |= role_bit(role);
+            }
+        }
+    }
+
     /// A conversation starts: address-range evidence and passive DNS lookup.
     pub fn flow_start(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
         note.start = Some(now);
         self.hosts.observe(now);
         note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
         note.dns = DNS_PORTS.contains(&ctx.server.port);
+        if !note.ignored {
+            self.port_rule(ctx, note, now);
+        }
         if note.ignored || !self.is_host(ctx.client.addr) {
             note.decided = true;
             return;
@@ -403,39 +476,10 @@ impl Analysis {
     ) {
         match obs {
             Observation::ClientHello(hello) => {
-                self.stats.client_hellos += 1;
-                let mut name = std::mem::take(&mut self.name);
-                let sni = hello.sni.map(|raw| {
-                    escape_name(raw, &mut name);
-                    name.as_str()
-                });
-                let is_name = sni.is_some_and(|s| s.parse::<IpAddr>().is_err());
-                let rule = sni
-                    .filter(|_| is_name)
-                    .and_then(|s| self.intel.matcher.name(s))
-                    .map(|m| m.rule);
-                self.event(
-                    ctx,
-                    dir,
-                    now,
-                    EventKind::TlsClientHello { sni, hello },
-                    rule,
-                    sink,
-                );
-                note.named |= is_name;
-                if let (Some(rule), Some(s)) = (rule, sni) {
-                    self.attribute_flow(
-                        ctx,
-                        note,
-                        rule,
-                        Evidence::Sni,
-                        Some(s),
-                        Count::Connection,
-                        now,
-                    );
-                }
-                self.name = name;
-                self.decide(ctx, note, now);
+                self.client_hello(ctx, note, dir, now, hello, None, sink)
+            }
+            Observation::QuicClientHello { hello, version } => {
+                self.client_hello(ctx, note, dir, now, hello, Some(*version), sink)
             }
             Observation::HttpRequest(req) => {
                 self.stats.http_requests += 1;
@@ -543,6 +587,92 @@ impl Analysis {
         }
     }
 
+    /// A ClientHello, over TCP or (with its version) in QUIC Initials: its
+    /// server name names the conversation.
+    #[allow(clippy::too_many_arguments)]
+    fn client_hello(
+        &mut self,
+        ctx: &FlowCtx,
+        note: &mut FlowNote,
+        dir: Dir,
+        now: Timestamp,
+        hello: &ClientHello<'_>,
+        quic: Option<QuicVersion>,
+        sink: &mut dyn EventSink,
+    ) {
+        match quic {
+            Some(_) => self.stats.quic_client_hellos += 1,
+            None => self.stats.client_hellos += 1,
+        }
+        let mut name = std::mem::take(&mut self.name);
+        let sni = hello.sni.map(|raw| {
+            escape_name(raw, &mut name);
+            name.as_str()
+        });
+        let is_name = sni.is_some_and(|s| s.parse::<IpAddr>().is_err());
+        let rule = sni
+            .filter(|_| is_name)
+            .and_then(|s| self.intel.matcher.name(s))
+            .map(|m| m.rule);
+        let mut fp = std::mem::take(&mut self.fp);
+        fp.compute(
+            hello,
+            if quic.is_some() {
+                Carrier::Quic
+            } else {
+                Carrier::Tcp
+            },
+        );
+        let ja4_rule = self.intel.matcher.ja4(&fp.ja4);
+        if hello.ech && !note.ech {
+            note.ech = true;
+            // Vendors this conversation was already counted for (by address
+            // range) learn that it used ECH.
+            for &v in &note.counted {
+                if let Some(c) = self.hosts.contact(ctx.client.addr, v, now) {
+                    c.ech_connections += 1;
+                }
+            }
+        }
+        let (ja3, ja4) = (fp.ja3.as_str(), fp.ja4.as_str());
+        let (kind, evidence) = match quic {
+            Some(version) => (
+                EventKind::QuicClientHello {
+                    sni,
+                    hello,
+                    version,
+                    ja3,
+                    ja4,
+                },
+                Evidence::QuicSni,
+            ),
+            None => (
+                EventKind::TlsClientHello {
+                    sni,
+                    hello,
+                    ja3,
+                    ja4,
+                },
+                Evidence::Sni,
+            ),
+        };
+        self.event(ctx, dir, now, kind, rule.or(ja4_rule), sink);
+        // An ECH outer name is the provider's public name: it still counts
+        // when a feed lists it, but it does not hide the real destination
+        // from passive DNS.
+        note.named |= is_name && !hello.ech;
+        if let (Some(rule), Some(s)) = (rule, sni) {
+            self.attribute_flow(ctx, note, rule, evidence, Some(s), Count::Connection, now);
+        }
+        if let Some(r) = ja4_rule {
+            let s = sni.filter(|_| is_name);
+            self.attribute_flow(ctx, note, r, Evidence::Ja4, s, Count::Connection, now);
+        }
+        self.fp = fp;
+        self.name = name;
+        self.decide(ctx, note, now);
+    }
+
     /// A DNS message: questions are evidence for the sender, answers for the
     /// receiver, and answers feed passive DNS.
     pub fn dns(
@@ -589,6 +719,23 @@ impl Analysis {
                         Count::Query,
                         now,
                     );
+                    // Sent straight to a resolver the vendor falls back to?
+                    let vendor = self.intel.feeds.rule(rule).map(|r| r.vendor);
+                    if let Some(fallback) =
+                        vendor.and_then(|v| self.intel.matcher.dns_fallback(v, dst.addr))
+                    {
+                        self.attribute(
+                            src.addr,
+                            None,
+                            link,
+                            note,
+                            fallback,
+                            Evidence::DnsFallback,
+                            Some(name),
+                            Count::Nothing,
+                            now,
+                        );
+                    }
                 }
             }
             return;

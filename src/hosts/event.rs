@@ -1,5 +1,6 @@
 //! Events: one record per item a parser extracted (a DNS question or answer,
-//! a ClientHello, an HTTP request or response), with the conversation it came
+//! a ClientHello over TCP or QUIC, an HTTP request or response), with the
+//! conversation it came
 //! from and the vendor it was attributed to. They borrow everything; the
 //! output stage decides how to write them.
 
@@ -48,6 +49,23 @@ pub enum EventKind<'a> {
         sni: Option<&'a str>,
         /// The parsed hello (ALPN, ECH).
         hello: &'a ClientHello<'a>,
+        /// Its JA3 fingerprint.
+        ja3: &'a str,
+        /// Its JA4 fingerprint.
+        ja4: &'a str,
+    },
+    /// A ClientHello carried in QUIC Initial packets.
+    QuicClientHello {
+        /// The server name, escaped, if present.
+        sni: Option<&'a str>,
+        /// The parsed hello (ALPN, ECH).
+        hello: &'a ClientHello<'a>,
+        /// The QUIC version.
+        version: crate::protocols::quic::Version,
+        /// Its JA3 fingerprint.
+        ja3: &'a str,
+        /// Its JA4 fingerprint.
+        ja4: &'a str,
     },
     /// An HTTP request.
     HttpRequest {

@@ -30,7 +30,7 @@ pub use times::{ConnTimes, MAX_TIMES};
 
 use crate::beacons::Beacons;
 use crate::capture::Timestamp;
-use crate::feeds::{Purpose, RuleId, VendorId};
+use crate::feeds::{Purpose, Role, RuleId, VendorId};
 use foldhash::HashMap;
 use std::net::IpAddr;
 
@@ -48,8 +48,13 @@ pub const MAX_WATCHED_CONTACTS: usize = 64;
 pub enum Evidence {
     /// A DNS query or answer for a vendor name.
     Dns,
+    /// A query for a vendor name sent straight to a public resolver the
+    /// vendor's software falls back to.
+    DnsFallback,
     /// A TLS ClientHello server name.
     Sni,
+    /// The server name of a ClientHello in QUIC Initial packets.
+    QuicSni,
     /// An HTTP request Host header.
     HttpHost,
     /// An HTTP User-Agent matching a vendor pattern.
@@ -58,6 +63,12 @@ pub enum Evidence {
     HttpPath,
     /// An HTTP response media type used by a vendor.
     HttpContentType,
+    /// A ClientHello's JA4 fingerprint is one a feed lists for the vendor's
+    /// software.
+    Ja4,
+    /// A conversation on a port the vendor's software listens on (its
+    /// management or relay traffic).
+    Port,
     /// The server address lies in a vendor's range.
     Cidr,
     /// The server address was resolved from a vendor name (no name on the connection).
@@ -71,13 +82,17 @@ pub enum Evidence {
 
 impl Evidence {
     /// All kinds, in report order.
-    pub const ALL: [Evidence; 10] = [
+    pub const ALL: [Evidence; 14] = [
         Evidence::Dns,
+        Evidence::DnsFallback,
         Evidence::Sni,
+        Evidence::QuicSni,
         Evidence::HttpHost,
         Evidence::HttpUserAgent,
         Evidence::HttpPath,
         Evidence::HttpContentType,
+        Evidence::Ja4,
+        Evidence::Port,
         Evidence::Cidr,
         Evidence::PassiveDns,
         Evidence::Asn,
@@ -88,11 +103,15 @@ impl Evidence {
     pub fn as_str(self) -> &'static str {
         match self {
             Evidence::Dns => "dns",
+            Evidence::DnsFallback => "dns_fallback",
             Evidence::Sni => "sni",
+            Evidence::QuicSni => "quic_sni",
             Evidence::HttpHost => "http_host",
             Evidence::HttpUserAgent => "http_user_agent",
             Evidence::HttpPath => "http_path",
             Evidence::HttpContentType => "http_content_type",
+            Evidence::Ja4 => "ja4",
+            Evidence::Port => "port",
             Evidence::Cidr => "cidr",
             Evidence::PassiveDns => "passive_dns",
             Evidence::Asn => "asn",
@@ -135,6 +154,12 @@ pub struct Contact {
     pub connections: u64,
     /// DNS queries for the vendor's names.
     pub dns_queries: u64,
+    /// Of the connections, those whose ClientHello used ECH (encrypted
+    /// server name: attributed by passive DNS, ranges or fingerprints).
+    pub ech_connections: u64,
+    /// Roles in the vendor's management traffic (bits in [`Role::ALL`]
+    /// order).
+    pub roles: Bits,
     /// First evidence.
     pub first_seen: Timestamp,
     /// Last evidence (or last packet of an attributed conversation).
@@ -159,6 +184,8 @@ impl Contact {
             rules: Vec::new(),
             connections: 0,
             dns_queries: 0,
+            ech_connections: 0,
+            roles: Bits::default(),
             first_seen: now,
             last_seen: now,
             times: ConnTimes::default(),
@@ -173,6 +200,15 @@ impl Contact {
             .enumerate()
             .filter(|(i, _)| self.purposes.0 & (1 << i) != 0)
             .map(|(_, p)| p)
+    }
+
+    /// The roles, in order.
+    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
+        Role::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.roles.0 & (1 << i) != 0)
+            .map(|(_, r)| r)
     }
 
     /// The evidence kinds, in order.
@@ -240,6 +276,8 @@ impl Contact {
             }
         }
         self.connections += o.connections;
+        self.ech_connections += o.ech_connections;
+        self.roles.0 |= o.roles.0;
         self.dns_queries += o.dns_queries;
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);

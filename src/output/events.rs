@@ -5,6 +5,7 @@
 use super::time::rfc3339_micros;
 use crate::hosts::{Event, EventKind, EventSink};
 use crate::protocols::dns::{AnswerData, rtype};
+use crate::protocols::tls::ClientHello;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -42,6 +43,12 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ech: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    quic_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
@@ -66,6 +73,19 @@ fn type_name(t: u16) -> String {
         rtype::CNAME => "CNAME".into(),
         other => format!("TYPE{other}"),
     }
+}
+
+/// The fields of a ClientHello event (TLS or QUIC).
+fn hello_fields<'a>(line: &mut Line<'a>, sni: Option<&'a str>, hello: &ClientHello<'_>) {
+    line.name = sni;
+    line.ech = Some(hello.ech);
+    let mut alpn = Vec::new();
+    for p in hello.alpn_protocols() {
+        let mut s = String::new();
+        crate::protocols::escape_name(p, &mut s);
+        alpn.push(s);
+    }
+    line.alpn = Some(alpn);
 }
 
 /// Writes events as JSON Lines. The first write error stops the log and is
@@ -122,6 +142,9 @@ impl<W: Write> EventSink for EventLog<W> {
             answers: None,
             alpn: None,
             ech: None,
+            quic_version: None,
+            ja3: None,
+            ja4: None,
             method: None,
             path: None,
             user_agent: None,
@@ -160,17 +183,27 @@ impl<W: Write> EventSink for EventLog<W> {
                         .collect(),
                 );
             }
-            EventKind::TlsClientHello { sni, hello } => {
+            EventKind::TlsClientHello {
+                sni,
+                hello,
+                ja3,
+                ja4,
+            } => {
                 line.kind = "tls_sni";
-                line.name = sni;
-                line.ech = Some(hello.ech);
-                let mut alpn = Vec::new();
-                for p in hello.alpn_protocols() {
-                    let mut s = String::new();
-                    crate::protocols::escape_name(p, &mut s);
-                    alpn.push(s);
-                }
-                line.alpn = Some(alpn);
+                hello_fields(&mut line, sni, hello);
+                (line.ja3, line.ja4) = (Some(ja3), Some(ja4));
+            }
+            EventKind::QuicClientHello {
+                sni,
+                hello,
+                version,
+                ja3,
+                ja4,
+            } => {
+                line.kind = "quic_sni";
+                line.quic_version = Some(version.name());
+                hello_fields(&mut line, sni, hello);
+                (line.ja3, line.ja4) = (Some(ja3), Some(ja4));
             }
             EventKind::HttpRequest {
                 host,

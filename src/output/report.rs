@@ -63,6 +63,8 @@ pub struct Summary {
     pub dns_messages: u64,
     /// TLS ClientHellos parsed.
     pub tls_client_hellos: u64,
+    /// ClientHellos read from QUIC Initial packets.
+    pub quic_client_hellos: u64,
     /// HTTP requests parsed.
     pub http_requests: u64,
     /// HTTP responses parsed.
@@ -232,6 +234,13 @@ pub struct ContactReport {
     pub connections: u64,
     /// DNS queries for vendor names.
     pub dns_queries: u64,
+    /// Connections whose ClientHello used ECH (omitted when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ech_connections: u64,
+    /// Roles in the vendor's management traffic: `management_server`,
+    /// `managed_client` (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<&'static str>,
     /// First evidence.
     pub first_seen: String,
     /// Last evidence.
@@ -385,6 +394,8 @@ impl Report {
                         servers: c.servers.iter().map(|s| server(*s)).collect(),
                         connections: c.connections,
                         dns_queries: c.dns_queries,
+                        ech_connections: c.ech_connections,
+                        roles: c.roles().map(|r| r.as_str()).collect(),
                         first_seen: rfc3339(c.first_seen),
                         last_seen: rfc3339(c.last_seen),
                         beacon: c

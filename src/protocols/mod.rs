@@ -1,5 +1,5 @@
 //! Protocols: pure parsers from bytes to records — DNS messages, TLS
-//! ClientHellos, HTTP/1.x heads. No state and no I/O here: the flow stage
+//! ClientHellos, HTTP/1.x heads, QUIC Initial packets. No state and no I/O here: the flow stage
 //! decides which bytes to hand over (a UDP payload, a reassembled TCP stream
 //! prefix), and the analysis stage decides what the records mean.
 //!
@@ -8,7 +8,9 @@
 //! allocates nothing per message beyond reusable scratch space.
 
 pub mod dns;
+pub mod fingerprint;
 pub mod http;
+pub mod quic;
 pub mod tls;
 
 /// Writes `raw` (a name from the wire) into `out` as printable text: ASCII

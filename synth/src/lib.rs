@@ -10,6 +10,7 @@
 //! - [`pcapfile`]: classic pcap and pcapng writers;
 //! - [`packet`]: link-layer frames, IPv4/IPv6 (fragments, extension headers), TCP/UDP;
 //! - [`dns`], [`tls`], [`http`]: application payloads;
+//! - [`quic`]: protected QUIC Initial packets, Version Negotiation, Retry;
 //! - [`session`]: whole conversations (TCP handshakes, segmentation, DNS lookups);
 //! - [`demo`]: the deterministic demo scenario written by the `gen-demo` binary;
 //! - [`day`]: a simulated day of agent beacons, visits and browser bursts;
@@ -28,6 +29,7 @@ pub mod http;
 pub mod mmdb;
 pub mod packet;
 pub mod pcapfile;
+pub mod quic;
 pub mod rng;
 pub mod session;
 pub mod tls;
