@@ -201,6 +201,11 @@ impl Matcher {
         self.fallback.get(&(vendor, resolver)).copied()
     }
 
+    /// Whether any feed lists JA4 fingerprints.
+    pub fn has_ja4(&self) -> bool {
+        !self.ja4.is_empty()
+    }
+
     /// The rule listing a JA4 fingerprint (as computed: lowercase).
     pub fn ja4(&self, fingerprint: &str) -> Option<RuleId> {
         if self.ja4.is_empty() {

@@ -615,14 +615,20 @@ impl Analysis {
             .and_then(|s| self.intel.matcher.name(s))
             .map(|m| m.rule);
         let mut fp = std::mem::take(&mut self.fp);
-        fp.compute(
-            hello,
-            if quic.is_some() {
-                Carrier::Quic
-            } else {
-                Carrier::Tcp
-            },
-        );
+        // Fingerprints cost more than the rest of the hello (hashing and
+        // formatting): only when a feed or the event log wants them.
+        if sink.wants_events() || self.intel.matcher.has_ja4() {
+            fp.compute(
+                hello,
+                if quic.is_some() {
+                    Carrier::Quic
+                } else {
+                    Carrier::Tcp
+                },
+            );
+        } else {
+            fp.clear();
+        }
         let ja4_rule = self.intel.matcher.ja4(&fp.ja4);
         if hello.ech && !note.ech {
             note.ech = true;

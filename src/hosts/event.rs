@@ -121,6 +121,12 @@ impl Event<'_> {
 pub trait EventSink {
     /// Handles one event.
     fn event(&mut self, e: &Event<'_>);
+
+    /// Whether events are kept at all (work done only for events, such as
+    /// fingerprints no feed asks for, is skipped when not).
+    fn wants_events(&self) -> bool {
+        true
+    }
 }
 
 /// A sink that drops every event (no `--events`).
@@ -129,4 +135,8 @@ pub struct NoEvents;
 
 impl EventSink for NoEvents {
     fn event(&mut self, _: &Event<'_>) {}
+
+    fn wants_events(&self) -> bool {
+        false
+    }
 }

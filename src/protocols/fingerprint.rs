@@ -81,6 +81,12 @@ fn extensions<'a>(hello: &ClientHello<'a>) -> impl Iterator<Item = (u16, &'a [u8
 }
 
 impl Fingerprinter {
+    /// Forgets the last fingerprints (both empty).
+    pub fn clear(&mut self) {
+        self.ja3.clear();
+        self.ja4.clear();
+    }
+
     /// Computes JA3 and JA4 of `hello`.
     pub fn compute(&mut self, hello: &ClientHello<'_>, carrier: Carrier) {
         self.ja3_of(hello);
