@@ -14,7 +14,8 @@
 #   (a) readrate libpcap  - pcap_next_ex loop touching every byte, no parsing (the baseline)
 #   (b) readrate own      - the same loop over phonehome's reader
 #   (c) phonehome analyze --threads 1, and --threads $THREADS
-# and prints packets/s, Gbit/s (captured bytes), the ratio to (a) and peak RSS.
+# and prints packets/s, Gbit/s (captured bytes), the ratio to (a), CPU time and
+# peak RSS (CPU time next to wall time shows how contended the machine was).
 # Every method is timed the same way, as the wall time of its whole process
 # (start-up and file opening included), and peak RSS is the child's ru_maxrss;
 # both come from a python3 wrapper, so the script needs no extra package.
@@ -49,39 +50,42 @@ fi
 echo "warming the page cache..." >&2
 cat "$FILE" >/dev/null
 
-# Runs "$@" with stdout to a file; prints "WALL_SECONDS MAXRSS_KIB EXIT_CODE".
+# Runs "$@" with stdout to a file; prints "WALL_SECONDS MAXRSS_KIB EXIT_CODE CPU_SECONDS".
 MEASURE='
 import resource, subprocess, sys, time
 out = open(sys.argv[1], "wb")
 t = time.perf_counter()
 rc = subprocess.call(sys.argv[2:], stdout=out)
 wall = time.perf_counter() - t
-print(f"{wall:.4f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss} {rc}")
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{wall:.4f} {ru.ru_maxrss} {rc} {ru.ru_utime + ru.ru_stime:.3f}")
 '
 STDOUT="$(mktemp)"
 trap 'rm -f "$STDOUT"' EXIT
 
-# best_of NAME CMD...: runs REPEAT times; sets BEST_WALL, PEAK_KIB, LAST_OUT.
+# best_of NAME CMD...: runs REPEAT times; sets BEST_WALL (and BEST_CPU, the CPU
+# time of that run), PEAK_KIB and LAST_OUT.
 best_of() {
     local name="$1"; shift
     BEST_WALL=""; PEAK_KIB=0
     for _ in $(seq "$REPEAT"); do
-        read -r wall kib rc < <(python3 -c "$MEASURE" "$STDOUT" "$@")
+        read -r wall kib rc cpu < <(python3 -c "$MEASURE" "$STDOUT" "$@")
         if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
             echo "$name failed (exit $rc)" >&2; exit 1
         fi
         if [ -z "$BEST_WALL" ] || python3 -c "import sys; sys.exit(not $wall < $BEST_WALL)"; then
             BEST_WALL="$wall"
+            BEST_CPU="$cpu"
             LAST_OUT="$(cat "$STDOUT")"
         fi
-        [ "$kib" -gt "$PEAK_KIB" ] && PEAK_KIB="$kib"
+        if [ "$kib" -gt "$PEAK_KIB" ]; then PEAK_KIB="$kib"; fi
     done
 }
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"; }
 
 ROWS=()
-add_row() { ROWS+=("$1|$2|$3|$4"); }   # name|wall|packets|peak_kib
+add_row() { ROWS+=("$1|$2|$3|$4|$BEST_CPU"); }   # name|wall|packets|peak_kib|cpu
 
 echo "(a) readrate libpcap..." >&2
 best_of libpcap "$READRATE" libpcap "$FILE"
@@ -112,22 +116,22 @@ python3 - "$FILE" "$PACKETS" "$BYTES" "$REPEAT" "${ROWS[@]}" <<'EOF'
 import os, platform, sys
 path, packets, size_bytes, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rows = [r.split("|") for r in sys.argv[5:]]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 load = open("/proc/loadavg").read().split()[:3]
 print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB, {packets} packets, {size_bytes} captured bytes, page cache warm)")
-print(f"machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, load average {' '.join(load)}")
+print(f"machine: {os.cpu_count()} CPUs ({model}), kernel {platform.release()}, load average {' '.join(load)}")
 print(f"best of {repeat} runs per method; peak RSS is the largest over the runs")
 print()
-print("| method | seconds | packets/s | Gbit/s | vs (a) | peak RSS MiB |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| method | wall s | CPU s | packets/s | Gbit/s | vs (a) | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 base = None
 res = []
-for name, wall, pk, kib in rows:
+for name, wall, pk, kib, cpu in rows:
     wall = float(wall)
     pps = int(pk) / wall
     base = base or pps
     res.append((name, pps, int(kib)))
-    print(f"| {name} | {wall:.2f} | {pps/1e6:.2f} M | {size_bytes * 8 / wall / 1e9:.2f} | {pps / base:.2f}x | {int(kib) / 1024:.0f} |")
+    print(f"| {name} | {wall:.2f} | {float(cpu):.2f} | {pps/1e6:.2f} M | {size_bytes * 8 / wall / 1e9:.2f} | {pps / base:.2f}x | {int(kib) / 1024:.0f} |")
 print()
 an = [r for r in res if r[0].startswith("(c)")]
 if len(an) == 2:

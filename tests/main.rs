@@ -26,3 +26,6 @@ mod html;
 mod beacons;
 /// GeoIP/ASN databases: enrichment, `asn` evidence, watched places.
 mod geo;
+
+/// The benchmark generator's captures: read whole, beacons found.
+mod bulk;

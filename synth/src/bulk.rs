@@ -933,7 +933,7 @@ impl<W: Write> Gen<W> {
                         self.arrival(next_arrival);
                         started += 1;
                         next_arrival += exponential(&mut self.rng, mean_gap) as u64 + 1;
-                        if started % 32 == 0 {
+                        if started.is_multiple_of(32) {
                             // Written bytes plus what the conversations in flight
                             // still plan: the steering works on real sizes.
                             let so_far = (self.out.stats.bytes + self.pending) as f64;
@@ -1265,8 +1265,7 @@ impl<W: Write> Gen<W> {
         } else {
             (f.conn_id.rotate_left(17), f.conn_id)
         };
-        let pn_at;
-        match long_type {
+        let pn_at = match long_type {
             Some(ty) => {
                 s.push(0xc3 | (ty << 4));
                 s.extend_from_slice(&1u32.to_be_bytes());
@@ -1279,14 +1278,14 @@ impl<W: Write> Gen<W> {
                 }
                 let rest = size.saturating_sub(s.len() + 2) as u16;
                 s.extend_from_slice(&(0x4000 | rest).to_be_bytes());
-                pn_at = s.len();
+                s.len()
             }
             None => {
                 s.push(0x43);
                 s.extend_from_slice(&dcid.to_be_bytes());
-                pn_at = s.len();
+                s.len()
             }
-        }
+        };
         s.extend_from_slice(&(f.cseq.wrapping_add(f.sseq)).to_be_bytes());
         let body = size.saturating_sub(s.len());
         let at = (f.conn_id as usize ^ pn_at ^ f.off as usize) % RAW_POOL;
@@ -1465,7 +1464,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let value: f64 = num.trim().parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| (value * mult as f64) as u64)
+    (value.is_finite() && value >= 0.0).then_some((value * mult as f64) as u64)
 }
 
 #[cfg(test)]
