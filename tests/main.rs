@@ -24,6 +24,7 @@ mod html;
 
 /// Beacon analysis of a generated day: periods, counts, nulls.
 mod beacons;
+
 /// GeoIP/ASN databases: enrichment, `asn` evidence, watched places.
 mod geo;
 
@@ -35,3 +36,6 @@ mod ja3;
 
 /// Vendor behaviours from the feeds: DNS fallback resolvers.
 mod behaviour;
+
+/// The benchmark generator's captures: read whole, beacons found.
+mod bulk;

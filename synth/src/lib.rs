@@ -17,10 +17,12 @@
 //! - [`mmdb`]: small MaxMind DB files (GeoIP2 City/Country, ip-location-db
 //!   flat city, GeoLite2-ASN) for the GeoIP/ASN tests;
 //! - [`geo`]: the GeoIP/ASN scenario (a capture and the database records
-//!   that place its servers).
+//!   that place its servers);
+//! - [`bulk`]: large realistic benchmark captures written by the `gen-bulk` binary.
 
 #![warn(missing_docs)]
 
+pub mod bulk;
 pub mod day;
 pub mod demo;
 pub mod dns;

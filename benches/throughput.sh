@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Throughput of `phonehome analyze` against the libpcap read rate, on one file
+# in one run.
+#
+#   benches/throughput.sh [FILE]
+#
+# Without FILE, a ~1 GiB realistic capture is generated with gen-bulk into
+# $SCRATCH (default ${TMPDIR:-/tmp}/phonehome-bench; kept for the next run,
+# never inside the repository). Environment: SIZE (default 1G), SEED (1),
+# REPEAT (best of N runs per method, default 3), THREADS (the "all threads"
+# count, default nproc).
+#
+# Builds release binaries, warms the page cache, then runs:
+#   (a) readrate libpcap  - pcap_next_ex loop touching every byte, no parsing (the baseline)
+#   (b) readrate own      - the same loop over phonehome's reader
+#   (c) phonehome analyze --threads 1, and --threads $THREADS
+# and prints packets/s, Gbit/s (captured bytes), the ratio to (a), CPU time and
+# peak RSS (CPU time next to wall time shows how contended the machine was).
+# Every method is timed the same way, as the wall time of its whole process
+# (start-up and file opening included), and peak RSS is the child's ru_maxrss;
+# both come from a python3 wrapper, so the script needs no extra package.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/phonehome-bench}"
+SIZE="${SIZE:-1G}"
+SEED="${SEED:-1}"
+REPEAT="${REPEAT:-3}"
+THREADS="${THREADS:-$(nproc)}"
+
+echo "building release binaries..." >&2
+(cd "$ROOT" && cargo build --release --quiet -p phonehome --bin phonehome --example readrate \
+    && cargo build --release --quiet -p phonehome-synth --bin gen-bulk)
+PHONEHOME="$TARGET/release/phonehome"
+READRATE="$TARGET/release/examples/readrate"
+GEN="$TARGET/release/gen-bulk"
+
+FILE="${1:-}"
+if [ -z "$FILE" ]; then
+    mkdir -p "$SCRATCH"
+    FILE="$SCRATCH/bulk-$SIZE-seed$SEED.pcap"
+    if [ ! -s "$FILE" ]; then
+        echo "generating $FILE..." >&2
+        "$GEN" --out "$FILE.tmp" --size "$SIZE" --seed "$SEED" >&2
+        mv "$FILE.tmp" "$FILE"
+    fi
+fi
+[ -r "$FILE" ] || { echo "cannot read $FILE" >&2; exit 1; }
+
+echo "warming the page cache..." >&2
+cat "$FILE" >/dev/null
+
+# Runs "$@" with stdout to a file; prints "WALL_SECONDS MAXRSS_KIB EXIT_CODE CPU_SECONDS".
+MEASURE='
+import resource, subprocess, sys, time
+out = open(sys.argv[1], "wb")
+t = time.perf_counter()
+rc = subprocess.call(sys.argv[2:], stdout=out)
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{wall:.4f} {ru.ru_maxrss} {rc} {ru.ru_utime + ru.ru_stime:.3f}")
+'
+STDOUT="$(mktemp)"
+trap 'rm -f "$STDOUT"' EXIT
+
+# best_of NAME CMD...: runs REPEAT times; sets BEST_WALL (and BEST_CPU, the CPU
+# time of that run), PEAK_KIB and LAST_OUT.
+best_of() {
+    local name="$1"; shift
+    BEST_WALL=""; PEAK_KIB=0
+    for _ in $(seq "$REPEAT"); do
+        read -r wall kib rc cpu < <(python3 -c "$MEASURE" "$STDOUT" "$@")
+        if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+            echo "$name failed (exit $rc)" >&2; exit 1
+        fi
+        if [ -z "$BEST_WALL" ] || python3 -c "import sys; sys.exit(not $wall < $BEST_WALL)"; then
+            BEST_WALL="$wall"
+            BEST_CPU="$cpu"
+            LAST_OUT="$(cat "$STDOUT")"
+        fi
+        if [ "$kib" -gt "$PEAK_KIB" ]; then PEAK_KIB="$kib"; fi
+    done
+}
+
+field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"; }
+
+ROWS=()
+add_row() { ROWS+=("$1|$2|$3|$4|$BEST_CPU"); }   # name|wall|packets|peak_kib|cpu
+
+echo "(a) readrate libpcap..." >&2
+best_of libpcap "$READRATE" libpcap "$FILE"
+PACKETS="$(field packets "$LAST_OUT")"
+BYTES="$(field bytes "$LAST_OUT")"
+add_row "(a) libpcap read loop (pcap_next_ex)" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
+
+echo "(b) readrate own..." >&2
+best_of own "$READRATE" own "$FILE"
+[ "$(field packets "$LAST_OUT")" = "$PACKETS" ] || { echo "own reader saw a different packet count" >&2; exit 1; }
+add_row "(b) phonehome reader loop" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
+
+ANALYZE=("$PHONEHOME" analyze -q --format json -o /dev/null)
+if "$PHONEHOME" analyze --help 2>/dev/null | grep -q -- '--threads'; then
+    echo "(c) analyze --threads 1..." >&2
+    best_of analyze1 "${ANALYZE[@]}" --threads 1 "$FILE"
+    add_row "(c) phonehome analyze --threads 1" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
+    echo "(c) analyze --threads $THREADS..." >&2
+    best_of analyzeN "${ANALYZE[@]}" --threads "$THREADS" "$FILE"
+    add_row "(c) phonehome analyze --threads $THREADS" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
+else
+    echo "(c) analyze (this build has no --threads)..." >&2
+    best_of analyze "${ANALYZE[@]}" "$FILE"
+    add_row "(c) phonehome analyze (no --threads)" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
+fi
+
+python3 - "$FILE" "$PACKETS" "$BYTES" "$REPEAT" "${ROWS[@]}" <<'EOF'
+import os, platform, sys
+path, packets, size_bytes, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+rows = [r.split("|") for r in sys.argv[5:]]
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+load = open("/proc/loadavg").read().split()[:3]
+print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB, {packets} packets, {size_bytes} captured bytes, page cache warm)")
+print(f"machine: {os.cpu_count()} CPUs ({model}), kernel {platform.release()}, load average {' '.join(load)}")
+print(f"best of {repeat} runs per method; peak RSS is the largest over the runs")
+print()
+print("| method | wall s | CPU s | packets/s | Gbit/s | vs (a) | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+base = None
+res = []
+for name, wall, pk, kib, cpu in rows:
+    wall = float(wall)
+    pps = int(pk) / wall
+    base = base or pps
+    res.append((name, pps, int(kib)))
+    print(f"| {name} | {wall:.2f} | {float(cpu):.2f} | {pps/1e6:.2f} M | {size_bytes * 8 / wall / 1e9:.2f} | {pps / base:.2f}x | {int(kib) / 1024:.0f} |")
+print()
+an = [r for r in res if r[0].startswith("(c)")]
+if len(an) == 2:
+    one, many = an
+    print("targets:")
+    print(f"  1 thread >= 0.5x libpcap:       {one[1] / base:.2f}x  {'ok' if one[1] >= 0.5 * base else 'MISSED'}")
+    print(f"  all threads >= 1.7x 1 thread:   {many[1] / one[1]:.2f}x  {'ok' if many[1] >= 1.7 * one[1] else 'MISSED'}")
+    print(f"  >= 2 M packets/s in total:       {many[1] / 1e6:.2f} M  {'ok' if many[1] >= 2e6 else 'MISSED'}")
+    peak = max(one[2], many[2]) / 1024
+    print(f"  peak RSS < 1024 MiB:             {peak:.0f} MiB  {'ok' if peak < 1024 else 'MISSED'}")
+EOF
