@@ -26,6 +26,106 @@ pub enum Command {
     /// Inspect and validate vendor feeds.
     #[command(subcommand)]
     Feeds(FeedsCommand),
+    /// Capture from network interfaces and report continuously: alerts as
+    /// JSON Lines, a summary report every --report-every and on exit
+    /// (SIGINT/SIGTERM); SIGHUP reloads the feeds.
+    Live(LiveArgs),
+}
+
+/// Live capture methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureMethod {
+    /// AF_PACKET with TPACKET_V3 rings and PACKET_FANOUT (Linux).
+    Afpacket,
+    /// libpcap (portable).
+    Pcap,
+}
+
+/// Flags of `live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeat for several).
+    #[arg(short, long = "interface", value_name = "IFACE", required = true)]
+    pub interfaces: Vec<String>,
+
+    /// Capture filter (tcpdump syntax), applied in the kernel.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+
+    /// Capture method.
+    #[arg(long, value_enum, default_value_t = CaptureMethod::Afpacket)]
+    pub method: CaptureMethod,
+
+    /// Worker threads (default: one per core). Packets are sharded by host.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// AF_PACKET sockets per interface, each read by its own thread (one
+    /// PACKET_FANOUT group). More than one can reorder a host's packets
+    /// across connections (README, "Live capture").
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub capture_threads: usize,
+
+    /// Bytes kept of each packet.
+    #[arg(long, value_name = "N", default_value_t = 65535)]
+    pub snaplen: usize,
+
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+
+    /// Kernel capture memory per interface, MiB (AF_PACKET ring or libpcap buffer).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub ring_mib: usize,
+
+    /// Write alerts (JSON Lines) to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+
+    /// Seconds between summary reports.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub report_every: u64,
+
+    /// Write each summary report to FILE (atomically replaced) instead of
+    /// standard error.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Keep per-host history in FILE: loaded at start, saved atomically at
+    /// each summary and on exit.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Forget a host's contact with a vendor after this many idle seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 90 * 86_400)]
+    pub host_idle: u64,
+
+    /// When started as root, run as USER once the capture sockets are open.
+    /// All capabilities are dropped in every case (also when started as
+    /// another user with CAP_NET_RAW given by setcap); `--user ''` stays
+    /// root, without capabilities.
+    #[arg(long, value_name = "USER", default_value = "nobody")]
+    pub user: String,
+
+    /// Stop after SECS seconds (as SIGTERM would).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+
+    /// Only report clients inside these networks (comma-separated CIDRs).
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    pub internal: Vec<IpNet>,
+
+    /// Load extra feed files from DIR (reloaded on SIGHUP).
+    #[arg(long, value_name = "DIR")]
+    pub feeds: Option<PathBuf>,
+
+    /// Memory caps and timeouts.
+    #[command(flatten, next_help_heading = "Limits")]
+    pub limits: LimitArgs,
 }
 
 /// Report formats.
@@ -85,6 +185,10 @@ pub struct AnalyzeArgs {
     /// GeoIP and ASN databases, watched places.
     #[command(flatten, next_help_heading = "GeoIP and ASN")]
     pub geo: GeoArgs,
+
+    /// Write first-contact alerts (JSON Lines, as `live` raises them) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
 
     /// Memory caps and timeouts.
     #[command(flatten, next_help_heading = "Limits")]

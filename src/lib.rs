@@ -22,7 +22,9 @@
 //! [`analyze`] wires the stages together for offline analysis, on one thread
 //! or through the [`pipeline`]: a dispatcher shards packets by host to N
 //! worker threads that each own a share of every stage's state, and their
-//! results are merged.
+//! results are merged. [`live`] feeds the same workers from network
+//! interfaces (AF_PACKET rings or libpcap) and raises [`alerts`]; its
+//! `afpacket` and `sys` modules are the only ones allowed `unsafe` code.
 //!
 //! Promises: no stage panics on any input; every buffer that input can grow
 //! has a documented cap; the per-packet path borrows packet bytes and does
@@ -31,6 +33,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod analyze;
 pub mod beacons;
 pub mod bytes;
@@ -41,6 +44,7 @@ pub mod feeds;
 pub mod flow;
 pub mod geo;
 pub mod hosts;
+pub mod live;
 pub mod output;
 pub mod pipeline;
 pub mod protocols;

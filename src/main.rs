@@ -6,8 +6,11 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use phonehome::alerts::{AlertSink, JsonLines};
 use phonehome::analyze::{self, Limits, Options};
-use phonehome::cli::{AnalyzeArgs, Cli, Command, FeedsCommand, Format, GeoArgs};
+use phonehome::cli::{
+    AnalyzeArgs, CaptureMethod, Cli, Command, FeedsCommand, Format, GeoArgs, LiveArgs,
+};
 use phonehome::decode::defrag::DefragLimits;
 use phonehome::feeds::{self, Intel};
 use phonehome::flow::FlowLimits;
@@ -47,7 +50,56 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Analyze(args) => analyze_cmd(args),
         Command::Feeds(FeedsCommand::Check { dir }) => feeds_check(&dir),
         Command::Feeds(FeedsCommand::List { feeds, rules }) => feeds_list(feeds.as_deref(), rules),
+        Command::Live(args) => live_cmd(args),
     }
+}
+
+fn live_cmd(args: LiveArgs) -> Result<u8> {
+    use phonehome::live::{self, Method, ReportFormat};
+    use std::time::Duration;
+    let intel = live::load_intel(args.feeds.as_deref()).context("cannot load the feeds")?;
+    let opts = live::Options {
+        interfaces: args.interfaces.clone(),
+        bpf: args.bpf.clone(),
+        method: match args.method {
+            CaptureMethod::Afpacket => Method::AfPacket,
+            CaptureMethod::Pcap => Method::Pcap,
+        },
+        threads: default_threads(args.threads),
+        capture_threads: args.capture_threads.max(1),
+        snaplen: args.snaplen.max(64),
+        promisc: !args.no_promisc,
+        ring_mib: args.ring_mib.max(2),
+        internal: args.internal.clone(),
+        limits: limits(&args.limits),
+        host_idle: Duration::from_secs(args.host_idle.max(1)),
+        report_every: Duration::from_secs(args.report_every.max(1)),
+        report: args.report.clone(),
+        format: match args.format {
+            Format::Table => ReportFormat::Table,
+            Format::Json => ReportFormat::Json,
+        },
+        state: args.state.clone(),
+        user: Some(args.user.clone()).filter(|u| !u.is_empty()),
+        feeds_dir: args.feeds.clone(),
+        duration: args.duration.map(Duration::from_secs),
+    };
+    // Opened before privileges are dropped.
+    let sink: Box<dyn AlertSink> = match &args.alerts {
+        Some(p) => Box::new(JsonLines::new(BufWriter::new(create(p)?))),
+        None => Box::new(JsonLines::new(io::stdout())),
+    };
+    let mut err = io::stderr();
+    let outcome = live::run(intel, &opts, sink, &mut err)?;
+    if let Some(result) = outcome.alerts {
+        result.context("cannot write alerts")?;
+    }
+    Ok(0)
+}
+
+fn default_threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+        .max(1)
 }
 
 fn limits(a: &phonehome::cli::LimitArgs) -> Limits {
@@ -122,7 +174,14 @@ fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
         Some(p) => Some(Box::new(BufWriter::with_capacity(1 << 20, create(p)?)) as Box<_>),
         None => None,
     };
-    let outcome = analyze::run(intel, &opts, events)?;
+    let alerts = match &args.alerts {
+        Some(p) => Some(Box::new(JsonLines::new(BufWriter::new(create(p)?))) as Box<dyn AlertSink>),
+        None => None,
+    };
+    let (outcome, alerts) = analyze::run_with_alerts(intel, &opts, events, alerts)?;
+    if let Some(result) = alerts {
+        result.context("cannot write alerts")?;
+    }
     if let Some(result) = outcome.events {
         result.with_context(|| {
             format!(

@@ -39,3 +39,7 @@ mod behaviour;
 
 /// The benchmark generator's captures: read whole, beacons found.
 mod bulk;
+
+/// Live capture on a veth pair between two network namespaces (root only):
+/// the same alerts and report as `analyze`, signals, state across restarts.
+mod live;

@@ -464,6 +464,22 @@ impl Engine {
         }
     }
 
+    /// Live capture: moves the clock to `now` (wall time, so conversations
+    /// end on a quiet link too), lets the sweeper look at `slots` flow slots
+    /// and finishes the idle conversations it finds.
+    pub fn tick(&mut self, now: Timestamp, slots: usize, events: &mut dyn EventSink) {
+        self.advance_clock(now);
+        self.flows.sweep(self.now, slots, &mut self.ended);
+        self.end_flows(events);
+    }
+
+    /// Switches to new feeds keeping every state (SIGHUP in live capture).
+    pub fn reload(&mut self, intel: Arc<Intel>) {
+        let remap = self.analysis.reload(intel);
+        self.flows
+            .for_each_mut(|f| Analysis::remap_note(&mut f.user, &remap));
+    }
+
     /// Ends every conversation (end of input).
     pub fn finish(&mut self, events: &mut dyn EventSink) {
         self.flows.drain(&mut self.ended);

@@ -7,6 +7,7 @@ mod engine;
 
 pub use engine::{Counters, Engine, EngineStats, Limits, carries_dns_answer};
 
+use crate::alerts::AlertSink;
 use crate::capture::{Timeline, find_captures};
 use crate::feeds::Intel;
 use crate::hosts::{EventSink, HostTable, NoEvents};
@@ -75,6 +76,17 @@ pub fn run(
     opts: &Options,
     events: Option<Box<dyn Write + Send>>,
 ) -> Result<Outcome, AnalyzeError> {
+    run_with_alerts(intel, opts, events, None).map(|(o, _)| o)
+}
+
+/// [`run`], also raising first-contact alerts into `alerts` (as `live`
+/// does); returns the alerts written, or the first error writing them.
+pub fn run_with_alerts(
+    intel: Arc<Intel>,
+    opts: &Options,
+    events: Option<Box<dyn Write + Send>>,
+    alerts: Option<Box<dyn AlertSink>>,
+) -> Result<(Outcome, Option<io::Result<u64>>), AnalyzeError> {
     let files = find_captures(&opts.inputs)
         .map_err(|(path, source)| AnalyzeError::Input { path, source })?;
     if files.is_empty() {
@@ -89,14 +101,15 @@ pub fn run(
     let file_count = files.len();
     let mut timeline = Timeline::new(files);
     let merged = if opts.threads <= 1 {
-        one_thread(&intel, opts, &mut timeline, events, &mut progress)
+        one_thread(&intel, opts, &mut timeline, events, alerts, &mut progress)
     } else {
-        let mut pipeline = Pipeline::new(
+        let mut pipeline = Pipeline::with_alerts(
             Arc::clone(&intel),
             opts.internal.clone(),
             &opts.limits,
             opts.threads,
             events,
+            alerts,
         )
         .map_err(AnalyzeError::Threads)?;
         while let Some(frame) = timeline.next_frame() {
@@ -110,10 +123,13 @@ pub fn run(
     if intel.geo.is_enabled() {
         summary.geo = Some(GeoSummary::new(&intel.geo, &merged.stats.geo));
     }
-    Ok(Outcome {
-        report: Report::new(summary, &merged.hosts, &intel),
-        events: merged.events,
-    })
+    Ok((
+        Outcome {
+            report: Report::new(summary, &merged.hosts, &intel),
+            events: merged.events,
+        },
+        merged.alerts,
+    ))
 }
 
 /// The whole analysis on the calling thread: one engine, no dispatch.
@@ -122,6 +138,7 @@ fn one_thread(
     opts: &Options,
     timeline: &mut Timeline,
     events: Option<Box<dyn Write + Send>>,
+    mut alerts: Option<Box<dyn AlertSink>>,
     progress: &mut Progress,
 ) -> Merged {
     let mut engine = Engine::new(Arc::clone(intel), opts.internal.clone(), &opts.limits);
@@ -131,16 +148,60 @@ fn one_thread(
         Some(l) => l,
         None => &mut none,
     };
+    engine.analysis.hosts.watch_new(alerts.is_some());
+    let mut raised = AlertsRaised::default();
     while let Some(frame) = timeline.next_frame() {
         engine.process(&frame, &mut *sink);
+        if engine.analysis.hosts.has_new() {
+            raised.raise(&mut engine, alerts.as_deref_mut());
+        }
         progress.tick(timeline);
     }
     engine.finish(sink);
+    raised.raise(&mut engine, alerts.as_deref_mut());
+    let alerts = alerts.map(|mut a| match (raised.error.take(), a.flush()) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(raised.written),
+    });
     let (stats, hosts): (EngineStats, HostTable) = engine.into_results();
     Merged {
         stats,
         hosts,
         events: log.map(EventLog::finish),
+        alerts,
+    }
+}
+
+/// First-contact alerts on the single-thread path (the pipeline's workers
+/// raise them the same way).
+#[derive(Default)]
+struct AlertsRaised {
+    pairs: Vec<(std::net::IpAddr, crate::feeds::VendorId)>,
+    ready: Vec<crate::alerts::Alert>,
+    written: u64,
+    error: Option<io::Error>,
+}
+
+impl AlertsRaised {
+    fn raise(&mut self, engine: &mut Engine, sink: Option<&mut (dyn AlertSink + '_)>) {
+        let Some(sink) = sink else {
+            return;
+        };
+        let intel = Arc::clone(engine.analysis.intel());
+        crate::alerts::collect_new(
+            &mut engine.analysis.hosts,
+            &intel,
+            &mut self.pairs,
+            &mut self.ready,
+        );
+        for a in self.ready.drain(..) {
+            if self.error.is_none() {
+                match sink.alert(&a) {
+                    Ok(()) => self.written += 1,
+                    Err(e) => self.error = Some(e),
+                }
+            }
+        }
     }
 }
 
@@ -192,6 +253,24 @@ fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
 }
 
 fn summarize(stats: &EngineStats, timeline: &Timeline, files: usize) -> Summary {
+    Summary {
+        input_errors: timeline
+            .failures()
+            .iter()
+            .map(|f| InputError {
+                file: f.path.display().to_string(),
+                offset: f.error.offset(),
+                error: f.error.to_string(),
+                frames_read: f.frames_read,
+            })
+            .collect(),
+        ..summary_of(stats, files)
+    }
+}
+
+/// The report summary of the engine counters (files and input errors aside,
+/// which only offline analysis has).
+pub fn summary_of(stats: &EngineStats, files: usize) -> Summary {
     let c = &stats.counters;
     let flows = &stats.flows;
     let defrag = &stats.defrag;
@@ -222,16 +301,6 @@ fn summarize(stats: &EngineStats, timeline: &Timeline, files: usize) -> Summary 
         http_requests: a.http_requests,
         http_responses: a.http_responses,
         pdns_evicted: stats.pdns_evicted,
-        input_errors: timeline
-            .failures()
-            .iter()
-            .map(|f| InputError {
-                file: f.path.display().to_string(),
-                offset: f.error.offset(),
-                error: f.error.to_string(),
-                frames_read: f.frames_read,
-            })
-            .collect(),
         ..Summary::default()
     }
 }

@@ -11,9 +11,11 @@
 
 mod load;
 mod matcher;
+mod remap;
 
 pub use load::{FeedError, FeedErrors, check_dir, load};
 pub use matcher::{Matcher, NameMatch};
+pub use remap::Remap;
 
 use serde::Serialize;
 use std::fmt;

@@ -249,6 +249,13 @@ impl<T: Default> FlowTable<T> {
         self.clock = self.clock.max(now);
     }
 
+    /// Visits every flow tracked (e.g. to translate ids after a feed reload).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Flow<T>)) {
+        for flow in self.slots.iter_mut().flatten() {
+            f(flow);
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> FlowStats {
         self.stats

@@ -200,6 +200,29 @@ impl Analysis {
         &self.intel
     }
 
+    /// Switches to new feeds (SIGHUP), keeping hosts and passive DNS: their
+    /// ids are translated. Returns the translation, for the notes of open
+    /// conversations ([`Analysis::remap_note`]).
+    pub fn reload(&mut self, intel: Arc<Intel>) -> crate::feeds::Remap {
+        let remap = crate::feeds::Remap::between(&self.intel.feeds, &intel.feeds);
+        self.hosts.remap(&remap);
+        self.pdns.remap(&remap);
+        self.intel = intel;
+        remap
+    }
+
+    /// Translates an open conversation's note to new feeds.
+    pub fn remap_note(note: &mut FlowNote, remap: &crate::feeds::Remap) {
+        note.counted = note
+            .counted
+            .iter()
+            .filter_map(|v| remap.vendor(*v))
+            .collect();
+        if let Some(p) = note.pending.as_mut() {
+            p.rule = p.rule.and_then(|r| remap.rule(r));
+        }
+    }
+
     fn is_host(&self, ip: IpAddr) -> bool {
         !unattributable(ip)
             && (self.internal.is_empty() || self.internal.iter().any(|n| n.contains(&ip)))
@@ -241,6 +264,7 @@ impl Analysis {
         if let (Count::Connection, Some(role)) = (count, role) {
             c.roles.0 |= role_bit(role.peer());
         }
+        let unconfirmed = c.beacon.confirmed_at.is_none();
         match count {
             Count::Connection if !note.counted.contains(&vendor) => {
                 c.connections += 1;
@@ -257,7 +281,11 @@ impl Analysis {
             }
             _ => {}
         }
+        let confirmed = unconfirmed && c.beacon.confirmed_at.is_some();
         self.hosts.set_link(host, link);
+        if confirmed {
+            self.hosts.beacon_confirmed(host, vendor);
+        }
     }
 
     /// Records evidence found on a conversation, for its client and server.

@@ -172,7 +172,9 @@ pub struct Contact {
 }
 
 impl Contact {
-    fn new(vendor: Option<VendorId>, now: Timestamp) -> Self {
+    /// A contact with no evidence yet, first and last seen `now` (`vendor`
+    /// `None`: a vendor-less contact in a watched place).
+    pub fn new(vendor: Option<VendorId>, now: Timestamp) -> Self {
         Contact {
             vendor,
             purposes: Bits::default(),
@@ -315,7 +317,7 @@ impl Default for HostLimits {
 }
 
 /// All hosts with contacts.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HostTable {
     limits: HostLimits,
     hosts: HashMap<IpAddr, Host>,
@@ -324,6 +326,13 @@ pub struct HostTable {
     /// Earliest and latest time the analysis saw (the observation window
     /// that beacon coverage is measured against).
     pub window: Option<(Timestamp, Timestamp)>,
+    /// Whether contacts created are listed in `fresh` (for alerts).
+    watch: bool,
+    /// Contacts created since the last [`HostTable::take_new`] (with `watch`).
+    fresh: Vec<(IpAddr, VendorId)>,
+    /// Contacts whose beacon was confirmed since the last
+    /// [`HostTable::take_beacons`] (with `watch`).
+    fresh_beacons: Vec<(IpAddr, VendorId)>,
 }
 
 impl HostTable {
@@ -360,18 +369,103 @@ impl HostTable {
         });
     }
 
+    /// The host with address `ip`.
+    pub fn get(&self, ip: IpAddr) -> Option<&Host> {
+        self.hosts.get(&ip)
+    }
+
+    /// Lists every contact created from now on, for [`HostTable::take_new`]
+    /// (live alerts). The list is emptied by each call to `take_new`.
+    pub fn watch_new(&mut self, on: bool) {
+        self.watch = on;
+        self.fresh.clear();
+        self.fresh_beacons.clear();
+    }
+
+    /// Whether contacts were created or beacons confirmed since the last
+    /// [`HostTable::take_new`] / [`HostTable::take_beacons`].
+    pub fn has_new(&self) -> bool {
+        !self.fresh.is_empty() || !self.fresh_beacons.is_empty()
+    }
+
+    /// The streaming beacon check confirmed a beacon for `(ip, vendor)`.
+    pub fn beacon_confirmed(&mut self, ip: IpAddr, vendor: VendorId) {
+        if self.watch {
+            self.fresh_beacons.push((ip, vendor));
+        }
+    }
+
+    /// Moves the (host, vendor) pairs whose beacon was confirmed since the
+    /// last call into `out`.
+    pub fn take_beacons(&mut self, out: &mut Vec<(IpAddr, VendorId)>) {
+        out.append(&mut self.fresh_beacons);
+    }
+
+    /// Moves the (host, vendor) pairs of the contacts created since the last
+    /// call into `out`.
+    pub fn take_new(&mut self, out: &mut Vec<(IpAddr, VendorId)>) {
+        out.append(&mut self.fresh);
+    }
+
+    /// Forgets contacts whose last evidence is older than `before`, and hosts
+    /// left without contacts (long-running capture). Returns the contacts
+    /// forgotten.
+    pub fn expire(&mut self, before: Timestamp) -> u64 {
+        let mut gone = 0u64;
+        self.hosts.retain(|_, h| {
+            let n = h.contacts.len();
+            h.contacts.retain(|c| c.last_seen >= before);
+            gone += (n - h.contacts.len()) as u64;
+            !h.contacts.is_empty()
+        });
+        gone
+    }
+
+    /// Translates vendor and rule ids to new feeds (SIGHUP); contacts of
+    /// vendors the new feeds no longer have are forgotten.
+    pub fn remap(&mut self, remap: &crate::feeds::Remap) {
+        self.hosts.retain(|_, h| {
+            h.contacts.retain_mut(|c| match c.vendor {
+                // A watched-place contact names no vendor.
+                None => true,
+                Some(old) => match remap.vendor(old) {
+                    Some(v) => {
+                        c.vendor = Some(v);
+                        c.rules = c.rules.iter().filter_map(|r| remap.rule(*r)).collect();
+                        true
+                    }
+                    None => false,
+                },
+            });
+            !h.contacts.is_empty()
+        });
+        self.fresh.clear();
+        self.fresh_beacons.clear();
+    }
+
+    /// Adds a host as is (a host history loaded from a state file); a host
+    /// already present is merged contact by contact.
+    pub fn insert(&mut self, host: Host) {
+        let mut one = HostTable::new(self.limits);
+        one.hosts.insert(host.ip, host);
+        self.merge(one);
+    }
+
     /// The contact of `ip` with `vendor`, created if needed (`None` when the
     /// host table is full).
     fn contact(&mut self, ip: IpAddr, vendor: VendorId, now: Timestamp) -> Option<&mut Contact> {
         let host = self.host(ip)?;
-        let i = match host.contacts.iter().position(|c| c.vendor == Some(vendor)) {
-            Some(i) => i,
+        let (i, created) = match host.contacts.iter().position(|c| c.vendor == Some(vendor)) {
+            Some(i) => (i, false),
             None => {
                 host.contacts.push(Contact::new(Some(vendor), now));
-                host.contacts.len() - 1
+                (host.contacts.len() - 1, true)
             }
         };
-        let c = host.contacts.get_mut(i)?;
+        if created && self.watch {
+            self.fresh.push((ip, vendor));
+        }
+        let c = self.hosts.get_mut(&ip)?.contacts.get_mut(i)?;
         c.see(now);
         Some(c)
     }

@@ -77,6 +77,13 @@ pub struct PassiveDns {
 }
 
 impl PassiveDns {
+    /// Translates the rule ids of every entry to new feeds (SIGHUP).
+    pub fn remap(&mut self, remap: &crate::feeds::Remap) {
+        for e in self.by_addr.values_mut().flatten() {
+            e.resolution.rule = e.resolution.rule.and_then(|r| remap.rule(r));
+        }
+    }
+
     /// An empty table with the given limits.
     pub fn new(limits: PdnsLimits) -> Self {
         PassiveDns {

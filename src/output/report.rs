@@ -85,6 +85,10 @@ pub struct Summary {
     /// `--geoip`/`--asn`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub geo: Option<GeoSummary>,
+    /// Capture statistics (`live` only; their meaning per method is in
+    /// README, "Live capture").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureSummary>,
 }
 
 /// One database in use.
@@ -146,6 +150,29 @@ impl GeoSummary {
             watched_contacts: 0,
         }
     }
+}
+
+/// Live capture statistics, totals since the sensor started.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaptureSummary {
+    /// `afpacket` or `pcap`.
+    pub method: String,
+    /// Interfaces captured.
+    pub interfaces: Vec<String>,
+    /// When the capture started (RFC 3339).
+    pub started: String,
+    /// Seconds since then.
+    pub running_s: f64,
+    /// Packets that passed the filter and reached the capture sockets,
+    /// including those the kernel then dropped.
+    pub received: u64,
+    /// Packets the kernel dropped because a capture ring/buffer was full.
+    pub kernel_drops: u64,
+    /// Packets the interfaces dropped before capture (driver/stack
+    /// `rx_dropped`, all traffic, since the start).
+    pub interface_drops: u64,
+    /// Packets lost because a worker's queue was full, per worker.
+    pub queue_drops: Vec<u64>,
 }
 
 /// The feeds in use.

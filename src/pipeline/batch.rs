@@ -79,6 +79,16 @@ impl Batch {
         self.items.is_empty()
     }
 
+    /// Captured frames in it that are analysed where they go (not DNS
+    /// copies, nor datagrams reassembled from fragments, whose fragments
+    /// were counted when they arrived).
+    pub fn home_len(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.role == Role::Home && matches!(i.kind, Kind::Frame { .. }))
+            .count()
+    }
+
     /// Whether it should be sent now.
     pub fn is_full(&self) -> bool {
         self.items.len() >= BATCH_ITEMS || self.bytes.len() >= BATCH_BYTES

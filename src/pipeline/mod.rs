@@ -22,6 +22,7 @@ mod worker;
 pub use batch::{BATCH_BYTES, BATCH_ITEMS, Batch, Entry, Role};
 pub use shard::Sharder;
 
+use crate::alerts::{Alert, AlertSink};
 use crate::analyze::{Counters, Engine, EngineStats, Limits, carries_dns_answer};
 use crate::capture::Frame;
 use crate::decode::defrag::Defragmenter;
@@ -32,11 +33,16 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use ipnet::IpNet;
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use worker::WorkerResult;
 
 /// Batches waiting in each worker's queue at most.
 const QUEUE_DEPTH: usize = 8;
+/// Batches waiting in each worker's queue at most in live capture: deeper,
+/// because there a full queue loses packets instead of slowing the reader
+/// (32 × 256 packets absorb a burst of ~8k packets per worker).
+pub const LIVE_QUEUE_DEPTH: usize = 32;
 /// Event chunks waiting for the writer at most.
 const EVENT_QUEUE: usize = 64;
 
@@ -48,24 +54,92 @@ pub struct Merged {
     pub hosts: HostTable,
     /// Event lines written, or the first write error (with `--events`).
     pub events: Option<io::Result<u64>>,
+    /// Alerts written, or the first write error (with alerts).
+    pub alerts: Option<io::Result<u64>>,
 }
 
-/// The dispatcher and its workers.
-pub struct Pipeline {
+/// What a dispatcher does when a worker's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Wait for the worker (offline: a slow worker slows the reader).
+    Wait,
+    /// Drop the batch and count its packets (live: the capture thread must
+    /// never block, or the kernel drops instead, blind to hosts).
+    Drop,
+}
+
+/// A copy of one worker's state, for a report while the capture runs.
+pub struct Snapshot {
+    /// Its counters.
+    pub stats: EngineStats,
+    /// Its hosts.
+    pub hosts: HostTable,
+}
+
+/// A message to a worker.
+pub(crate) enum Msg {
+    /// Packets to analyse.
+    Batch(Batch),
+    /// Send back a copy of the state.
+    Snapshot(Sender<Snapshot>),
+    /// Wall time passed (quiet link): end idle conversations, and forget
+    /// contacts idle since the given time (if any).
+    Tick(crate::capture::Timestamp, Option<crate::capture::Timestamp>),
+    /// Hosts known from an earlier run (merged into the worker's table).
+    Seed(HostTable),
+    /// New feeds (SIGHUP).
+    Reload(Arc<Intel>),
+}
+
+/// The worker side of the pipeline: N threads each owning an [`Engine`], the
+/// event-log and alert writers, and the return queue of spent batches.
+/// One or more [`Dispatcher`]s feed it (crossbeam channels are MPMC).
+pub struct Workers {
+    queues: Vec<Sender<Msg>>,
+    spent: Receiver<Batch>,
+    workers: Vec<JoinHandle<WorkerResult>>,
+    writer: Option<JoinHandle<io::Result<()>>>,
+    alert_writer: Option<JoinHandle<io::Result<u64>>>,
+    host_limits: crate::hosts::HostLimits,
+    sharder: Sharder,
+    defrag: crate::decode::defrag::DefragLimits,
+    drops: Arc<[AtomicU64]>,
+    depth: usize,
+}
+
+/// A dispatcher's own counters, handed back when it finishes.
+#[derive(Debug, Default, Clone)]
+pub struct Dispatched {
+    /// Frames it kept (fragments, non-IP, malformed, non-TCP/UDP).
+    pub counters: Counters,
+    /// Its IP reassembly.
+    pub defrag: crate::decode::defrag::DefragStats,
+}
+
+/// The capture side: decodes each frame's headers, picks its worker by
+/// host and copies it into that worker's batch. One per capture thread;
+/// all dispatchers of a [`Workers`] shard the same way (same seed).
+pub struct Dispatcher {
     sharder: Sharder,
     defrag: Defragmenter,
     /// Frames the dispatcher kept (fragments, non-IP, malformed, non-TCP/UDP).
     counters: Counters,
     open: Vec<Batch>,
-    queues: Vec<Sender<Batch>>,
+    queues: Vec<Sender<Msg>>,
     spent: Receiver<Batch>,
     /// The latest frame time so far.
     clock: crate::capture::Timestamp,
     batches: usize,
     max_batches: usize,
-    workers: Vec<JoinHandle<WorkerResult>>,
-    writer: Option<JoinHandle<io::Result<()>>>,
-    host_limits: crate::hosts::HostLimits,
+    overflow: Overflow,
+    drops: Arc<[AtomicU64]>,
+}
+
+/// The offline pipeline: one dispatcher on the reading thread and its
+/// workers.
+pub struct Pipeline {
+    workers: Workers,
+    dispatcher: Dispatcher,
 }
 
 /// Divides a cap between workers, keeping at least one unit each.
@@ -82,6 +156,34 @@ fn worker_limits(l: &Limits, workers: usize) -> Limits {
     w.hosts.max_hosts = share(l.hosts.max_hosts, workers);
     w.stream_memory = share(l.stream_memory, workers);
     w
+}
+
+fn write_alerts(chunks: Receiver<Vec<Alert>>, mut sink: Box<dyn AlertSink>) -> io::Result<u64> {
+    let mut error = None;
+    let mut written = 0u64;
+    for chunk in chunks {
+        if error.is_some() {
+            continue;
+        }
+        for a in &chunk {
+            match sink.alert(a) {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if error.is_none()
+            && let Err(e) = sink.flush()
+        {
+            error = Some(e);
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
 }
 
 fn write_events(chunks: Receiver<Vec<u8>>, mut out: Box<dyn Write + Send>) -> io::Result<()> {
@@ -110,18 +212,46 @@ fn ports(proto: u8, payload: &[u8]) -> (u16, u16) {
     )
 }
 
-impl Pipeline {
-    /// Starts `workers` workers (at least one) and, with `events`, the
-    /// writer of the event log.
-    pub fn new(
+impl Workers {
+    /// Starts `workers` workers (at least one) to be fed by up to
+    /// `dispatchers` dispatchers; with `events`, the writer of the event
+    /// log; with `alerts`, the alert writer (and the workers raise alerts).
+    pub fn start(
         intel: Arc<Intel>,
         internal: Vec<IpNet>,
         limits: &Limits,
         workers: usize,
+        dispatchers: usize,
         events: Option<Box<dyn Write + Send>>,
+        alerts: Option<Box<dyn AlertSink>>,
+    ) -> io::Result<Self> {
+        Self::start_with_depth(
+            intel,
+            internal,
+            limits,
+            workers,
+            dispatchers,
+            QUEUE_DEPTH,
+            events,
+            alerts,
+        )
+    }
+
+    /// [`Workers::start`] with `depth` batches per worker queue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with_depth(
+        intel: Arc<Intel>,
+        internal: Vec<IpNet>,
+        limits: &Limits,
+        workers: usize,
+        dispatchers: usize,
+        depth: usize,
+        events: Option<Box<dyn Write + Send>>,
+        alerts: Option<Box<dyn AlertSink>>,
     ) -> io::Result<Self> {
         let n = workers.max(1);
-        let (spent_tx, spent) = bounded(n * (QUEUE_DEPTH + 2));
+        let depth = depth.max(1);
+        let (spent_tx, spent) = bounded(dispatchers.max(1) * (n * (depth + 2) + n));
         let (event_tx, writer) = match events {
             Some(out) => {
                 let (tx, rx) = bounded(EVENT_QUEUE);
@@ -132,35 +262,171 @@ impl Pipeline {
             }
             None => (None, None),
         };
+        let (alert_tx, alert_writer) = match alerts {
+            Some(sink) => {
+                let (tx, rx) = bounded(EVENT_QUEUE);
+                let h = std::thread::Builder::new()
+                    .name("phonehome-alerts".into())
+                    .spawn(move || write_alerts(rx, sink))?;
+                (Some(tx), Some(h))
+            }
+            None => (None, None),
+        };
         let wl = worker_limits(limits, n);
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
-            let (tx, rx) = bounded(QUEUE_DEPTH);
+            let (tx, rx) = bounded(depth);
             let engine = Engine::new(Arc::clone(&intel), internal.clone(), &wl);
-            let (spent_tx, event_tx) = (spent_tx.clone(), event_tx.clone());
+            let (spent_tx, event_tx, alert_tx) =
+                (spent_tx.clone(), event_tx.clone(), alert_tx.clone());
             let h = std::thread::Builder::new()
                 .name(format!("phonehome-worker-{i}"))
-                .spawn(move || worker::run(engine, rx, spent_tx, event_tx))?;
+                .spawn(move || worker::run(engine, rx, spent_tx, event_tx, alert_tx))?;
             queues.push(tx);
             handles.push(h);
         }
-        Ok(Pipeline {
-            sharder: Sharder::new(internal, n),
-            defrag: Defragmenter::new(limits.defrag),
-            counters: Counters::default(),
-            open: (0..n).map(|_| Batch::new()).collect(),
+        Ok(Workers {
             queues,
             spent,
-            clock: crate::capture::Timestamp(i64::MIN),
-            batches: n,
-            max_batches: n * (QUEUE_DEPTH + 2) + n,
             workers: handles,
             writer,
+            alert_writer,
             host_limits: limits.hosts,
+            sharder: Sharder::new(internal, n),
+            defrag: limits.defrag,
+            drops: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            depth,
         })
     }
 
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Whether there are no workers (never: there is at least one).
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// A new dispatcher feeding these workers.
+    pub fn dispatcher(&self, overflow: Overflow) -> Dispatcher {
+        let n = self.queues.len();
+        Dispatcher {
+            sharder: self.sharder.clone(),
+            defrag: Defragmenter::new(self.defrag),
+            counters: Counters::default(),
+            open: (0..n).map(|_| Batch::new()).collect(),
+            queues: self.queues.clone(),
+            spent: self.spent.clone(),
+            clock: crate::capture::Timestamp(i64::MIN),
+            batches: n,
+            max_batches: n * (self.depth + 2) + n,
+            overflow,
+            drops: Arc::clone(&self.drops),
+        }
+    }
+
+    /// The worker that owns host `ip`.
+    pub fn worker_of(&self, ip: std::net::IpAddr) -> usize {
+        self.sharder.worker_of_host(ip)
+    }
+
+    /// Packets each worker lost because its queue was full ([`Overflow::Drop`]).
+    pub fn queue_drops(&self) -> Vec<u64> {
+        self.drops
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// A copy of every worker's state, taken when each worker reaches the
+    /// request in its queue (packets still in dispatchers' open batches are
+    /// not in it). Waits for the workers.
+    pub fn snapshot(&self) -> Vec<Snapshot> {
+        let (tx, rx) = bounded(self.queues.len());
+        let asked = self
+            .queues
+            .iter()
+            .filter(|q| q.send(Msg::Snapshot(tx.clone())).is_ok())
+            .count();
+        drop(tx);
+        rx.iter().take(asked).collect()
+    }
+
+    /// Tells every worker the wall time (see [`Msg::Tick`]).
+    pub fn tick(
+        &self,
+        now: crate::capture::Timestamp,
+        expire_before: Option<crate::capture::Timestamp>,
+    ) {
+        for q in &self.queues {
+            let _ = q.send(Msg::Tick(now, expire_before));
+        }
+    }
+
+    /// Hands hosts known from an earlier run to their workers.
+    pub fn seed(&self, hosts: Vec<crate::hosts::Host>) {
+        let mut parts: Vec<HostTable> = (0..self.queues.len())
+            .map(|_| HostTable::new(self.host_limits))
+            .collect();
+        for h in hosts {
+            if let Some(t) = parts.get_mut(self.worker_of(h.ip)) {
+                t.insert(h);
+            }
+        }
+        for (q, t) in self.queues.iter().zip(parts) {
+            let _ = q.send(Msg::Seed(t));
+        }
+    }
+
+    /// Gives every worker new feeds.
+    pub fn reload(&self, intel: &Arc<Intel>) {
+        for q in &self.queues {
+            let _ = q.send(Msg::Reload(Arc::clone(intel)));
+        }
+    }
+
+    /// Ends the input: the dispatchers must have finished (their results are
+    /// given here); the workers finish their conversations, and everything
+    /// is merged.
+    pub fn finish(mut self, dispatched: &[Dispatched]) -> Merged {
+        self.queues.clear();
+        let mut stats = EngineStats::default();
+        for d in dispatched {
+            stats.counters.merge(&d.counters);
+            stats.defrag.merge(&d.defrag);
+        }
+        let mut hosts = HostTable::new(self.host_limits);
+        let mut events = 0;
+        for h in self.workers.drain(..) {
+            let r = match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            stats.merge(&r.stats);
+            events += r.events;
+            hosts.merge(r.hosts);
+        }
+        let events = self.writer.take().map(|w| match w.join() {
+            Ok(r) => r.map(|()| events),
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+        let alerts = self.alert_writer.take().map(|w| match w.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+        Merged {
+            stats,
+            hosts,
+            events,
+            alerts,
+        }
+    }
+}
+
+impl Dispatcher {
     /// Hands one frame to its worker.
     pub fn push(&mut self, frame: &Frame<'_>) {
         self.clock = self.clock.max(frame.ts);
@@ -199,7 +465,7 @@ impl Pipeline {
             }
             Decoded::Fragment(f) => {
                 self.counters.count(frame);
-                let Pipeline {
+                let Dispatcher {
                     defrag,
                     sharder,
                     open,
@@ -245,26 +511,71 @@ impl Pipeline {
     }
 
     /// A batch to fill: a spent one if any is back, a new one while under
-    /// the budget, else the next one a worker returns.
-    fn fresh(&mut self) -> Batch {
+    /// the budget, else (waiting) the next one a worker returns, or
+    /// (dropping) none.
+    fn fresh(&mut self) -> Option<Batch> {
         if let Ok(b) = self.spent.try_recv() {
-            return b;
+            return Some(b);
         }
         if self.batches < self.max_batches {
             self.batches += 1;
-            return Batch::new();
+            return Some(Batch::new());
         }
-        self.spent.recv().unwrap_or_default()
+        match self.overflow {
+            Overflow::Wait => Some(self.spent.recv().unwrap_or_default()),
+            Overflow::Drop => None,
+        }
     }
 
     fn send(&mut self, w: usize) {
-        let fresh = self.fresh();
+        if self.overflow == Overflow::Drop && self.queues.get(w).is_some_and(|q| q.is_full()) {
+            self.drop_open(w);
+            return;
+        }
+        let Some(fresh) = self.fresh() else {
+            self.drop_open(w);
+            return;
+        };
         let (Some(slot), Some(queue)) = (self.open.get_mut(w), self.queues.get(w)) else {
             return;
         };
         let full = std::mem::replace(slot, fresh);
-        // A worker only goes away by panicking; finish() reports that.
-        let _ = queue.send(full);
+        match self.overflow {
+            // A worker only goes away by panicking; finish() reports that.
+            Overflow::Wait => {
+                let _ = queue.send(Msg::Batch(full));
+            }
+            Overflow::Drop => {
+                if let Err(e) = queue.try_send(Msg::Batch(full)) {
+                    // Another dispatcher filled the queue meanwhile.
+                    if let Msg::Batch(mut b) = e.into_inner() {
+                        self.count_drops(w, &b);
+                        b.clear();
+                        if let Some(slot) = self.open.get_mut(w) {
+                            let spare = std::mem::replace(slot, b);
+                            drop(spare);
+                            self.batches = self.batches.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn count_drops(&self, w: usize, b: &Batch) {
+        if let Some(d) = self.drops.get(w) {
+            d.fetch_add(b.home_len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops worker `w`'s open batch (its queue is full), counting its packets.
+    fn drop_open(&mut self, w: usize) {
+        if let Some(b) = self.open.get(w) {
+            self.count_drops(w, b);
+        }
+        if let Some(b) = self.open.get_mut(w) {
+            b.clear();
+        }
     }
 
     /// Sends every partly filled batch now (live capture on a quiet link).
@@ -276,35 +587,127 @@ impl Pipeline {
         }
     }
 
+    /// Frames this dispatcher kept so far, and its reassembly counters.
+    pub fn dispatched(&self) -> Dispatched {
+        Dispatched {
+            counters: self.counters.clone(),
+            defrag: self.defrag.stats(),
+        }
+    }
+
+    /// Sends what is left and hands back the dispatcher's counters.
+    pub fn finish(mut self) -> Dispatched {
+        self.flush();
+        self.dispatched()
+    }
+}
+
+impl Pipeline {
+    /// Starts `workers` workers (at least one) and, with `events`, the
+    /// writer of the event log.
+    pub fn new(
+        intel: Arc<Intel>,
+        internal: Vec<IpNet>,
+        limits: &Limits,
+        workers: usize,
+        events: Option<Box<dyn Write + Send>>,
+    ) -> io::Result<Self> {
+        Self::with_alerts(intel, internal, limits, workers, events, None)
+    }
+
+    /// [`Pipeline::new`], raising first-contact alerts into `alerts`.
+    pub fn with_alerts(
+        intel: Arc<Intel>,
+        internal: Vec<IpNet>,
+        limits: &Limits,
+        workers: usize,
+        events: Option<Box<dyn Write + Send>>,
+        alerts: Option<Box<dyn AlertSink>>,
+    ) -> io::Result<Self> {
+        let workers = Workers::start(intel, internal, limits, workers, 1, events, alerts)?;
+        let dispatcher = workers.dispatcher(Overflow::Wait);
+        Ok(Pipeline {
+            workers,
+            dispatcher,
+        })
+    }
+
+    /// Hands one frame to its worker.
+    pub fn push(&mut self, frame: &Frame<'_>) {
+        self.dispatcher.push(frame);
+    }
+
+    /// Sends every partly filled batch now.
+    pub fn flush(&mut self) {
+        self.dispatcher.flush();
+    }
+
     /// Ends the input: the workers finish their conversations, and their
     /// results are merged.
-    pub fn finish(mut self) -> Merged {
-        self.flush();
-        self.queues.clear();
-        let mut stats = EngineStats {
-            counters: std::mem::take(&mut self.counters),
-            defrag: self.defrag.stats(),
-            ..EngineStats::default()
-        };
-        let mut hosts = HostTable::new(self.host_limits);
-        let mut events = 0;
-        for h in self.workers.drain(..) {
-            let r = match h.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            stats.merge(&r.stats);
-            events += r.events;
-            hosts.merge(r.hosts);
+    pub fn finish(self) -> Merged {
+        let d = self.dispatcher.finish();
+        self.workers.finish(&[d])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timeline;
+    use std::path::PathBuf;
+
+    fn demo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcapng")
+    }
+
+    /// Live dispatchers never wait: with a worker stuck, its queue fills,
+    /// further batches are dropped and counted, and every frame pushed is
+    /// either analysed or counted as a queue drop.
+    #[test]
+    fn dropping_dispatchers_count_what_a_stuck_worker_loses() {
+        let intel = Arc::new(Intel::new(crate::feeds::load(None).expect("feeds")));
+        let w = Workers::start(intel, Vec::new(), &Limits::default(), 2, 2, None, None)
+            .expect("workers");
+        // Worker 0 blocks on a rendezvous reply until the test reads it.
+        let (tx, rx) = bounded(0);
+        let stuck = w.queues.first().expect("worker 0");
+        assert!(stuck.send(Msg::Snapshot(tx)).is_ok());
+        let mut ds = [w.dispatcher(Overflow::Drop), w.dispatcher(Overflow::Drop)];
+        let mut pushed = 0u64;
+        for round in 0..200 {
+            let mut t = Timeline::new(vec![demo()]);
+            while let Some(f) = t.next_frame() {
+                if let Some(d) = ds.get_mut(round % 2) {
+                    d.push(&f);
+                }
+                pushed += 1;
+            }
         }
-        let events = self.writer.take().map(|w| match w.join() {
-            Ok(r) => r.map(|()| events),
-            Err(panic) => std::panic::resume_unwind(panic),
-        });
-        Merged {
-            stats,
-            hosts,
-            events,
+        let drops = w.queue_drops();
+        assert!(drops.first().is_some_and(|d| *d > 0), "{drops:?}");
+        let snap = rx.recv().expect("snapshot");
+        assert_eq!(snap.hosts.len(), 0);
+        let dispatched: Vec<Dispatched> = ds.into_iter().map(Dispatcher::finish).collect();
+        let lost: u64 = w.queue_drops().iter().sum();
+        let m = w.finish(&dispatched);
+        assert_eq!(m.stats.counters.packets + lost, pushed);
+    }
+
+    /// Offline dispatchers wait instead: nothing is lost.
+    #[test]
+    fn waiting_dispatchers_lose_nothing() {
+        let intel = Arc::new(Intel::new(crate::feeds::load(None).expect("feeds")));
+        let mut p =
+            Pipeline::new(intel, Vec::new(), &Limits::default(), 2, None).expect("pipeline");
+        let mut pushed = 0u64;
+        for _ in 0..20 {
+            let mut t = Timeline::new(vec![demo()]);
+            while let Some(f) = t.next_frame() {
+                p.push(&f);
+                pushed += 1;
+            }
         }
+        let m = p.finish();
+        assert_eq!(m.stats.counters.packets, pushed);
     }
 }

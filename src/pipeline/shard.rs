@@ -102,7 +102,12 @@ impl Sharder {
 
     /// The worker of a conversation between `a` and `b`.
     pub fn worker(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> usize {
-        let h = self.hasher.hash_one(self.host_side(a, b));
+        self.worker_of_host(self.host_side(a, b))
+    }
+
+    /// The worker that owns host `ip`.
+    pub fn worker_of_host(&self, ip: IpAddr) -> usize {
+        let h = self.hasher.hash_one(ip);
         // Multiply-shift: uses the high bits, no division.
         ((u128::from(h) * self.workers as u128) >> 64) as usize
     }

@@ -1,13 +1,21 @@
 //! A worker: one [`Engine`] fed batches from its queue. It owns its shard of
 //! every stage's state (flows, TCP reassembly, passive DNS, hosts), so it
 //! takes no lock; its `--events` lines are serialised in the worker and
-//! handed to the writer thread a batch at a time.
+//! handed to the writer thread a batch at a time, and so are its alerts.
+//! Control messages (live capture) travel in the same queue, so a snapshot
+//! reflects every batch queued before it.
 
-use super::batch::{Batch, Entry, Role};
+use super::batch::{Entry, Role};
+use super::{Msg, Snapshot};
+use crate::alerts::{self, Alert};
 use crate::analyze::{Engine, EngineStats};
 use crate::hosts::{EventSink, HostTable, NoEvents};
 use crate::output::EventLog;
 use crossbeam_channel::{Receiver, Sender};
+
+/// Flow slots a tick lets the sweeper look at (a whole table of a million
+/// flows is visited in about a minute of ticks).
+const TICK_SWEEP: usize = 16 * 1024;
 
 /// What a worker hands back when its queue closes.
 pub struct WorkerResult {
@@ -19,16 +27,86 @@ pub struct WorkerResult {
     pub events: u64,
 }
 
-/// Runs a worker until the dispatcher closes its queue.
+/// Raises the alerts of the contacts created and the beacons confirmed
+/// since the last call, and hands them to the alert writer.
+struct Alerter {
+    to: Option<Sender<Vec<Alert>>>,
+    pairs: Vec<(std::net::IpAddr, crate::feeds::VendorId)>,
+    ready: Vec<Alert>,
+}
+
+impl Alerter {
+    fn check(&mut self, engine: &mut Engine) {
+        if self.to.is_none() || !engine.analysis.hosts.has_new() {
+            return;
+        }
+        let intel = std::sync::Arc::clone(engine.analysis.intel());
+        alerts::collect_new(
+            &mut engine.analysis.hosts,
+            &intel,
+            &mut self.pairs,
+            &mut self.ready,
+        );
+    }
+
+    fn hand_over(&mut self) {
+        if let Some(to) = &self.to
+            && !self.ready.is_empty()
+        {
+            let _ = to.send(std::mem::take(&mut self.ready));
+        }
+    }
+}
+
+/// Runs a worker until the dispatchers close its queue.
 pub fn run(
     mut engine: Engine,
-    queue: Receiver<Batch>,
-    spent: Sender<Batch>,
+    queue: Receiver<Msg>,
+    spent: Sender<super::Batch>,
     events: Option<Sender<Vec<u8>>>,
+    alerts: Option<Sender<Vec<Alert>>>,
 ) -> WorkerResult {
     let mut log = events.as_ref().map(|_| EventLog::new(Vec::new()));
     let mut none = NoEvents;
-    for mut batch in queue {
+    engine.analysis.hosts.watch_new(alerts.is_some());
+    let mut alerter = Alerter {
+        to: alerts,
+        pairs: Vec::new(),
+        ready: Vec::new(),
+    };
+    for msg in queue {
+        let mut batch = match msg {
+            Msg::Batch(b) => b,
+            Msg::Snapshot(reply) => {
+                let _ = reply.send(Snapshot {
+                    stats: engine.stats(),
+                    hosts: engine.analysis.hosts.clone(),
+                });
+                continue;
+            }
+            Msg::Tick(now, expire_before) => {
+                let sink: &mut dyn EventSink = match log.as_mut() {
+                    Some(l) => l,
+                    None => &mut none,
+                };
+                engine.tick(now, TICK_SWEEP, sink);
+                if let Some(before) = expire_before {
+                    engine.analysis.hosts.expire(before);
+                }
+                alerter.check(&mut engine);
+                alerter.hand_over();
+                hand_over(&mut log, events.as_ref());
+                continue;
+            }
+            Msg::Seed(hosts) => {
+                engine.analysis.hosts.merge(hosts);
+                continue;
+            }
+            Msg::Reload(intel) => {
+                engine.reload(intel);
+                continue;
+            }
+        };
         {
             let sink: &mut dyn EventSink = match log.as_mut() {
                 Some(l) => l,
@@ -39,6 +117,7 @@ pub fn run(
                     Entry::Frame(f, clock, Role::Home) => {
                         engine.advance_clock(clock);
                         engine.process(&f, &mut *sink);
+                        alerter.check(&mut engine);
                     }
                     Entry::Frame(f, clock, Role::DnsAnswer) => {
                         engine.advance_clock(clock);
@@ -47,6 +126,7 @@ pub fn run(
                     Entry::Datagram(d, ts, clock, Role::Home) => {
                         engine.advance_clock(clock);
                         engine.process_datagram(&d, ts, &mut *sink);
+                        alerter.check(&mut engine);
                     }
                     Entry::Datagram(d, ts, clock, Role::DnsAnswer) => {
                         engine.advance_clock(clock);
@@ -56,14 +136,17 @@ pub fn run(
             }
         }
         hand_over(&mut log, events.as_ref());
+        alerter.hand_over();
         batch.clear();
         // The dispatcher may have gone (it keeps no more than it needs).
-        let _ = spent.send(batch);
+        let _ = spent.try_send(batch);
     }
     match log.as_mut() {
         Some(l) => engine.finish(l),
         None => engine.finish(&mut none),
     }
+    alerter.check(&mut engine);
+    alerter.hand_over();
     hand_over(&mut log, events.as_ref());
     let written = log.map_or(0, |l| l.written);
     let (stats, hosts) = engine.into_results();
