@@ -335,10 +335,11 @@ fn live_equals_analyze(extra: &[&str], one_stream: bool) {
         "runs as nobody"
     );
     assert_eq!(sensor.proc_status("CapEff:"), "0000000000000000");
-    // Several sockets: packets further apart than a ring block's retire
-    // time (10 ms) plus the dispatchers' flush time (5 ms), so that a DNS
-    // answer reaches the worker before the connection it names.
-    ns.replay(&demo, if one_stream { 400 } else { 50 });
+    // Several sockets: packets well apart (33 ms) compared with a ring
+    // block's retire time (10 ms) plus the dispatchers' flush time (5 ms),
+    // so that a DNS answer reaches the worker before the connection it
+    // names even when a capture thread waits a little for a core.
+    ns.replay(&demo, if one_stream { 400 } else { 30 });
     std::thread::sleep(Duration::from_millis(500));
     let (code, stderr) = sensor.stop();
     assert_eq!(code, 0, "stderr:\n{stderr}");
@@ -501,8 +502,14 @@ fn history_survives_a_restart_without_new_alerts() {
     assert!(!first_alerts.is_empty());
     // Restart with the same state: the hosts are known before any packet.
     std::fs::remove_file(dir.path().join("alerts.jsonl")).expect("rm");
+    std::fs::remove_file(dir.path().join("report.json")).expect("rm");
     let sensor = Sensor::start(&ns, dir.path(), &["--report-every", "1"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The first periodic summary (after a second; later on a loaded machine).
+    let t = Instant::now();
+    while !dir.path().join("report.json").exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no periodic report");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let during = read_json(&dir.path().join("report.json"));
     let hosts = |r: &Value| -> Vec<Value> {
         r["hosts"]
