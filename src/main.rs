@@ -75,6 +75,7 @@ fn live_cmd(args: LiveArgs) -> Result<u8> {
         host_idle: Duration::from_secs(args.host_idle.max(1)),
         report_every: Duration::from_secs(args.report_every.max(1)),
         report: args.report.clone(),
+        html: args.html.clone(),
         format: match args.format {
             Format::Table => ReportFormat::Table,
             Format::Json => ReportFormat::Json,

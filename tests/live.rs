@@ -167,6 +167,8 @@ impl Sensor {
             "json".into(),
             "--state".into(),
             d("state.json"),
+            "--html".into(),
+            d("report.html"),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new("ip")
@@ -380,6 +382,10 @@ fn live_equals_analyze(extra: &[&str], one_stream: bool) {
             .all(|d| d == 0),
         "{cap}"
     );
+    // The HTML page of the final summary embeds the same report.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).expect("HTML report");
+    assert!(html.contains("Content-Security-Policy"), "a phonehome page");
+    assert!(html.contains("10.20.0.5"), "with the demo's hosts");
     // The state file holds the same hosts.
     let state = read_json(&dir.path().join("state.json"));
     assert_eq!(state["format"], "phonehome-state");

@@ -99,6 +99,8 @@ pub struct Options {
     pub report_every: Duration,
     /// Where the report goes (atomically replaced); stderr without it.
     pub report: Option<PathBuf>,
+    /// A self-contained HTML page of each summary (atomically replaced).
+    pub html: Option<PathBuf>,
     /// Its format.
     pub format: ReportFormat,
     /// Host history file (loaded at start, saved at each summary and on exit).
@@ -128,6 +130,7 @@ impl Default for Options {
             host_idle: Duration::from_secs(90 * 86_400),
             report_every: Duration::from_secs(300),
             report: None,
+            html: None,
             format: ReportFormat::Table,
             state: None,
             user: Some("nobody".into()),
@@ -365,6 +368,11 @@ impl Sensor<'_> {
             report.summary.packets,
             report.summary.hosts_reported,
         );
+        if let Some(path) = &self.opts.html
+            && let Err(e) = crate::output::html::write(report, path)
+        {
+            let _ = writeln!(err, "phonehome live: {e}");
+        }
         match &self.opts.report {
             Some(path) => {
                 if let Err(e) = state::write_atomic(path, text.as_bytes()) {
