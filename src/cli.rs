@@ -191,13 +191,13 @@ pub struct AnalyzeArgs {
     #[command(flatten, next_help_heading = "GeoIP and ASN")]
     pub geo: GeoArgs,
 
-    /// Write first-contact alerts (JSON Lines, as `live` raises them) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub alerts: Option<PathBuf>,
-
     /// Memory caps and timeouts.
     #[command(flatten, next_help_heading = "Limits")]
     pub limits: LimitArgs,
+
+    /// Alerts: raw JSON Lines (as `live` raises them) and SIEM sinks.
+    #[command(flatten, next_help_heading = "Alerts")]
+    pub alerts: AlertArgs,
 }
 
 /// GeoIP/ASN databases and watched places (README, "GeoIP and ASN").
@@ -261,6 +261,70 @@ pub struct LimitArgs {
     /// Idle seconds after which a UDP conversation ends.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub udp_timeout: i64,
+}
+
+/// Alert flags, shared by `analyze` and `live` (README, "Alerts").
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// Send alerts to SPEC (repeatable). A plain FILE (`-`: standard
+    /// output) gets the first-contact and beacon alerts as JSON Lines, as
+    /// `live` raises them; SIEM sinks get the report's alerts (README,
+    /// "Alerts for a SIEM"): jsonl:FILE, jsonl:-, syslog+udp://HOST:PORT,
+    /// syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT, cef+udp://HOST:PORT,
+    /// cef+tcp://HOST:PORT, redis://HOST:PORT/KEY.
+    #[arg(long = "alerts", value_name = "SPEC")]
+    pub sinks: Vec<crate::alerts::sink::AlertsTarget>,
+    /// Sensor name written into every alert and its id (default: host name).
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+    /// Keep undelivered alerts in DIR (one spool per sink); they are sent
+    /// on the next start.
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Reminder period for hosts still phoning home, by capture time
+    /// (seconds, or with a unit: 30m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::alerts::parse_duration)]
+    pub remind_every: std::time::Duration,
+    /// No reminder for a host and vendor within this long (capture time)
+    /// of another alert about them.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::alerts::parse_duration)]
+    pub suppress: std::time::Duration,
+    /// Seconds to keep trying to deliver at exit before spooling the rest.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub alerts_timeout: u64,
+    /// Alerts kept in memory per sink before spilling to the spool.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub alerts_queue: usize,
+    /// Spool size cap per sink, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub spool_max_mib: u64,
+    /// CA certificates (PEM) that syslog+tls trusts (default: the system
+    /// store).
+    #[arg(long, value_name = "FILE")]
+    pub syslog_ca: Option<PathBuf>,
+}
+
+impl AlertArgs {
+    /// The SIEM sinks among `--alerts`.
+    pub fn siem_sinks(&self) -> Vec<crate::alerts::SinkSpec> {
+        use crate::alerts::sink::AlertsTarget;
+        self.sinks
+            .iter()
+            .filter_map(|t| match t {
+                AlertsTarget::Siem(s) => Some(s.clone()),
+                AlertsTarget::Raw(_) => None,
+            })
+            .collect()
+    }
+
+    /// The plain FILE among `--alerts` (the last one given), if any.
+    pub fn raw_file(&self) -> Option<&std::path::Path> {
+        use crate::alerts::sink::AlertsTarget;
+        self.sinks.iter().rev().find_map(|t| match t {
+            AlertsTarget::Raw(p) => Some(p.as_path()),
+            AlertsTarget::Siem(_) => None,
+        })
+    }
 }
 
 /// `feeds` subcommands.
@@ -357,6 +421,35 @@ mod tests {
             panic!()
         };
         assert!(a.geo.geoip.is_empty() && a.geo.asn.len() == 1 && !a.geo.no_default_watch);
+    }
+
+    #[test]
+    fn alert_flags() {
+        let Command::Analyze(a) = parse(&[
+            "analyze",
+            "--alerts",
+            "jsonl:-",
+            "--alerts",
+            "redis://127.0.0.1:6379/k",
+            "--remind-every",
+            "6h",
+            "--sensor",
+            "dmz",
+            "x.pcap",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.alerts.sinks.len(), 2);
+        assert_eq!(a.alerts.siem_sinks().len(), 2);
+        assert_eq!(a.alerts.raw_file(), None);
+        assert_eq!(a.alerts.remind_every.as_secs(), 6 * 3600);
+        assert_eq!(a.alerts.suppress.as_secs(), 3600);
+        assert_eq!(a.alerts.sensor.as_deref(), Some("dmz"));
+        assert!(parse(&["analyze", "--alerts", "smtp://x:25", "x"]).is_err());
+        assert!(parse(&["analyze", "--remind-every", "1w", "x"]).is_err());
     }
 
     #[test]

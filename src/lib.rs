@@ -18,6 +18,8 @@
 //!    bare addresses) and keeps per-host contact records; each contact owns
 //!    [`beacons`] state that says whether the host contacts it on a clock.
 //! 7. [`output`] writes the report (table or JSON) and the event log.
+//! 8. [`alerts`] turns report snapshots into SIEM alerts and delivers them
+//!    (JSON Lines, syslog, CEF, Redis streams) through a disk spool.
 //!
 //! [`analyze`] wires the stages together for offline analysis, on one thread
 //! or through the [`pipeline`]: a dispatcher shards packets by host to N

@@ -6,10 +6,10 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use phonehome::alerts::{AlertSink, JsonLines};
+use phonehome::alerts::{self, AlertPipeline, AlertSink, DeliveryConfig, JsonLines, TrackerConfig};
 use phonehome::analyze::{self, Limits, Options};
 use phonehome::cli::{
-    AnalyzeArgs, CaptureMethod, Cli, Command, FeedsCommand, Format, GeoArgs, LiveArgs,
+    AlertArgs, AnalyzeArgs, CaptureMethod, Cli, Command, FeedsCommand, Format, GeoArgs, LiveArgs,
 };
 use phonehome::decode::defrag::DefragLimits;
 use phonehome::feeds::{self, Intel};
@@ -23,6 +23,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Exit status when the report is complete but some inputs were damaged.
 const EXIT_PARTIAL: u8 = 3;
@@ -175,7 +176,9 @@ fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
         Some(p) => Some(Box::new(BufWriter::with_capacity(1 << 20, create(p)?)) as Box<_>),
         None => None,
     };
-    let alerts = match &args.alerts {
+    // Started first, so alerts spooled by an earlier run go out meanwhile.
+    let siem = start_alerts(&args.alerts)?;
+    let alerts = match args.alerts.raw_file() {
         Some(p) => Some(Box::new(JsonLines::new(BufWriter::new(create(p)?))) as Box<dyn AlertSink>),
         None => None,
     };
@@ -211,6 +214,9 @@ fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
             out.flush()?;
         }
     }
+    if let Some(siem) = siem {
+        finish_alerts(siem, &report, args.alerts.alerts_timeout);
+    }
     for e in &report.summary.input_errors {
         eprintln!(
             "phonehome: {}: {} ({} frames read before it are included)",
@@ -225,6 +231,55 @@ fn analyze_cmd(args: AnalyzeArgs) -> Result<u8> {
     } else {
         EXIT_PARTIAL
     })
+}
+
+/// Starts alert delivery when `--alerts` is given.
+fn start_alerts(a: &AlertArgs) -> Result<Option<AlertPipeline>> {
+    let sinks = a.siem_sinks();
+    if sinks.is_empty() {
+        if a.spool.is_some() {
+            eprintln!("phonehome: --spool has no effect without --alerts");
+        }
+        return Ok(None);
+    }
+    let tracker = TrackerConfig {
+        sensor: a.sensor.clone().unwrap_or_else(alerts::default_sensor),
+        remind_every_s: i64::try_from(a.remind_every.as_secs()).unwrap_or(i64::MAX),
+        suppress_s: i64::try_from(a.suppress.as_secs()).unwrap_or(i64::MAX),
+        max_keys: alerts::tracker::MAX_KEYS,
+    };
+    let delivery = DeliveryConfig {
+        queue: a.alerts_queue,
+        spool_dir: a.spool.clone(),
+        spool_max_bytes: a.spool_max_mib.saturating_mul(1 << 20),
+        sink_options: alerts::sink::SinkOptions {
+            ca_file: a.syslog_ca.clone(),
+        },
+        ..DeliveryConfig::default()
+    };
+    let p =
+        AlertPipeline::start(&sinks, tracker, &delivery).context("cannot start alert delivery")?;
+    Ok(Some(p))
+}
+
+/// Raises the report's alerts, delivers them (or spools them) and says
+/// on stderr what could not be delivered.
+fn finish_alerts(mut p: AlertPipeline, report: &phonehome::output::Report, timeout_s: u64) {
+    p.observe(report);
+    for r in p.close(Duration::from_secs(timeout_s)) {
+        if r.spool_bytes_left > 0 || r.lost > 0 {
+            eprintln!(
+                "phonehome: alerts: {}: {} delivered, {} bytes left in the spool, {} lost{}",
+                r.name,
+                r.delivered,
+                r.spool_bytes_left,
+                r.lost,
+                r.last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
 }
 
 fn feeds_check(dir: &Path) -> Result<u8> {

@@ -43,3 +43,6 @@ mod bulk;
 /// Live capture on a veth pair between two network namespaces (root only):
 /// the same alerts and report as `analyze`, signals, state across restarts.
 mod live;
+
+/// SIEM sinks against real rsyslogd and redis-server on loopback.
+mod siem;

@@ -9,6 +9,36 @@
 //! Alerts are built by the workers from the contact as it stands right
 //! after the packet that created it (see `pipeline::worker`), so the same
 //! capture gives the same alerts offline (`analyze --alerts`) and live.
+//!
+//! The SIEM side: [`tracker::AlertTracker`] raises alerts from report
+//! snapshots (first contact, beacon confirmed, reminders; stable SHA-256
+//! ids including the sensor, [`model::Alert`]) and [`delivery::Delivery`]
+//! sends them to `--alerts SPEC` sinks (ECS JSON Lines, RFC 5424 and CEF
+//! over UDP/TCP/TLS, Redis streams) through a disk spool:
+//!
+//! - [`model`]: the SIEM alert record, its id, and [`model::subjects`], the
+//!   one function that reads the report model.
+//! - [`tracker`]: snapshot comparison, reminders, suppression.
+//! - [`format`]: ECS JSON, RFC 5424 and CEF renderings.
+//! - [`sink`]: `--alerts` specs and the transports ([`sink::Sink`]); [`tls`].
+//! - [`spool`], [`delivery`]: the disk spool and the delivery threads.
+//! - [`metrics`]: the Prometheus exposition for `--metrics`.
+//! - [`pipeline`]: tracker and delivery together ([`AlertPipeline`]).
+
+pub mod delivery;
+pub mod format;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod sink;
+pub mod spool;
+pub mod tls;
+pub mod tracker;
+
+pub use delivery::{Delivery, DeliveryConfig, SinkReport};
+pub use pipeline::{AlertPipeline, default_sensor, now_ms, parse_duration};
+pub use sink::{Sink, SinkSpec};
+pub use tracker::{AlertTracker, TrackerConfig};
 
 use crate::capture::Timestamp;
 use crate::feeds::Intel;
