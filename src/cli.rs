@@ -78,10 +78,6 @@ pub struct LiveArgs {
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub ring_mib: usize,
 
-    /// Write alerts (JSON Lines) to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub alerts: Option<PathBuf>,
-
     /// Seconds between summary reports.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub report_every: u64,
@@ -131,6 +127,16 @@ pub struct LiveArgs {
     /// Memory caps and timeouts.
     #[command(flatten, next_help_heading = "Limits")]
     pub limits: LimitArgs,
+
+    /// Serve Prometheus metrics on ADDR (`GET /metrics`; e.g.
+    /// 127.0.0.1:9469), refreshed at every summary.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// Alerts: raw JSON Lines to FILE (default standard output), and SIEM
+    /// sinks fed from each summary report.
+    #[command(flatten, next_help_heading = "Alerts")]
+    pub alerts: AlertArgs,
 }
 
 /// Report formats.

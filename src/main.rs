@@ -87,12 +87,51 @@ fn live_cmd(args: LiveArgs) -> Result<u8> {
         duration: args.duration.map(Duration::from_secs),
     };
     // Opened before privileges are dropped.
-    let sink: Box<dyn AlertSink> = match &args.alerts {
+    let sink: Box<dyn AlertSink> = match args.alerts.raw_file() {
         Some(p) => Box::new(JsonLines::new(BufWriter::new(create(p)?))),
         None => Box::new(JsonLines::new(io::stdout())),
     };
+    // SIEM sinks: their alerts come from each summary report (first contact,
+    // beacon confirmed, reminders), spooled when a sink is down.
+    let mut siem = start_alerts(&args.alerts)?;
+    // Bound before privileges are dropped (a port below 1024 needs them).
+    let metrics = std::sync::Arc::new(alerts::metrics::Metrics::default());
+    let _server = match &args.metrics {
+        Some(addr) => {
+            if let Some(p) = &siem {
+                metrics.register_sinks(p.delivery.stats());
+            }
+            let server = alerts::metrics::MetricsServer::start(addr, metrics.clone())
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!(
+                "phonehome live: metrics on http://{}/metrics",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
+    let mut on_report = |report: &phonehome::output::Report| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &report.summary;
+        metrics.packets.store(s.packets, Relaxed);
+        metrics.bytes.store(s.bytes, Relaxed);
+        if let Some(c) = &s.capture {
+            let queue: u64 = c.queue_drops.iter().sum();
+            metrics
+                .drops
+                .store(c.kernel_drops + c.interface_drops + queue, Relaxed);
+        }
+        if let Some(p) = siem.as_mut() {
+            let raised = p.observe(report) as u64;
+            metrics.alerts_raised.fetch_add(raised, Relaxed);
+        }
+    };
     let mut err = io::stderr();
-    let outcome = live::run(intel, &opts, sink, &mut err)?;
+    let outcome = live::run(intel, &opts, sink, &mut on_report, &mut err)?;
+    if let Some(p) = siem {
+        close_alerts(p, Duration::from_secs(args.alerts.alerts_timeout));
+    }
     if let Some(result) = outcome.alerts {
         result.context("cannot write alerts")?;
     }
@@ -266,7 +305,12 @@ fn start_alerts(a: &AlertArgs) -> Result<Option<AlertPipeline>> {
 /// on stderr what could not be delivered.
 fn finish_alerts(mut p: AlertPipeline, report: &phonehome::output::Report, timeout_s: u64) {
     p.observe(report);
-    for r in p.close(Duration::from_secs(timeout_s)) {
+    close_alerts(p, Duration::from_secs(timeout_s));
+}
+
+/// Ends alert delivery, saying on stderr what could not be delivered.
+fn close_alerts(p: AlertPipeline, timeout: Duration) {
+    for r in p.close(timeout) {
         if r.spool_bytes_left > 0 || r.lost > 0 {
             eprintln!(
                 "phonehome: alerts: {}: {} delivered, {} bytes left in the spool, {} lost{}",

@@ -169,6 +169,10 @@ impl Sensor {
             d("state.json"),
             "--html".into(),
             d("report.html"),
+            "--alerts".into(),
+            format!("jsonl:{}", d("ecs.jsonl")),
+            "--sensor".into(),
+            "test-sensor".into(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new("ip")
@@ -299,8 +303,20 @@ fn offline(file: &Path, dir: &Path, extra: &[&str]) -> (Value, Vec<Value>) {
     let al = dir.join("offline-alerts.jsonl");
     let (r, a) = (report.display().to_string(), al.display().to_string());
     let f = file.display().to_string();
+    let ecs = format!("jsonl:{}", dir.join("offline-ecs.jsonl").display());
     let mut args = vec![
-        "analyze", "-q", "--format", "json", "-o", &r, "--alerts", &a,
+        "analyze",
+        "-q",
+        "--format",
+        "json",
+        "-o",
+        &r,
+        "--alerts",
+        &a,
+        "--alerts",
+        &ecs,
+        "--sensor",
+        "test-sensor",
     ];
     args.extend_from_slice(extra);
     args.push(&f);
@@ -382,6 +398,20 @@ fn live_equals_analyze(extra: &[&str], one_stream: bool) {
             .all(|d| d == 0),
         "{cap}"
     );
+    // The SIEM sink (ECS JSON Lines, fed from the summaries) got the same
+    // first-contact alerts, with the same ids, as analyze's.
+    let ecs_ids = |name: &str| -> Vec<String> {
+        let mut ids: Vec<String> = alerts(&dir.path().join(name))
+            .into_iter()
+            .filter(|a| a["event"]["action"] == "first_contact")
+            .filter_map(|a| a["event"]["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let live_ecs = ecs_ids("ecs.jsonl");
+    assert_eq!(live_ecs.len(), want.len(), "one SIEM alert per contact");
+    assert_eq!(live_ecs, ecs_ids("offline-ecs.jsonl"));
     // The HTML page of the final summary embeds the same report.
     let html = std::fs::read_to_string(dir.path().join("report.html")).expect("HTML report");
     assert!(html.contains("Content-Security-Policy"), "a phonehome page");
@@ -411,6 +441,51 @@ fn afpacket_fanout_of_two_sockets_equals_analyze() {
 fn pcap_equals_analyze() {
     need_root!();
     live_equals_analyze(&["--method", "pcap"], true);
+}
+
+#[test]
+fn metrics_are_served_while_capturing() {
+    need_root!();
+    let demo = capture("demo.pcapng");
+    let dir = workdir();
+    let ns = Netns::new();
+    // A new namespace's loopback starts down.
+    sh(&["ip", "-n", &ns.b, "link", "set", "lo", "up"]);
+    let sensor = Sensor::start(
+        &ns,
+        dir.path(),
+        &["--report-every", "1", "--metrics", "127.0.0.1:9469"],
+    );
+    ns.replay(&demo, 400);
+    // A summary (every second) refreshes the figures.
+    std::thread::sleep(Duration::from_millis(2500));
+    // Scraped from inside the sensor's namespace, with bash's /dev/tcp.
+    let scrape = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.b,
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/9469; \
+             printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3; cat <&3",
+        ])
+        .output()
+        .expect("scrape");
+    let body = String::from_utf8_lossy(&scrape.stdout).to_string();
+    let (code, stderr) = sensor.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        body.starts_with("HTTP/1."),
+        "{body}\n{}\n{stderr}",
+        String::from_utf8_lossy(&scrape.stderr)
+    );
+    let packets = body
+        .lines()
+        .find_map(|l| l.strip_prefix("phonehome_packets_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(packets >= Some(455), "{body}");
+    assert!(body.contains("\nphonehome_drops_total 0\n"), "{body}");
 }
 
 #[test]

@@ -394,7 +394,7 @@ impl Sensor<'_> {
     }
 
     /// A summary while running: snapshot, merge, report, state.
-    fn summary(&self, workers: &Workers, err: &mut dyn Write) {
+    fn summary(&self, workers: &Workers, on_report: &mut dyn FnMut(&Report), err: &mut dyn Write) {
         let mut stats = EngineStats::default();
         let mut hosts = HostTable::new(self.opts.limits.hosts);
         if let Ok(p) = self.published.lock() {
@@ -409,6 +409,7 @@ impl Sensor<'_> {
         }
         let report = self.report(&stats, &hosts, self.capture_summary(workers.queue_drops()));
         self.write_report(&report, err);
+        on_report(&report);
         self.save_state(&hosts, err);
     }
 }
@@ -419,6 +420,7 @@ pub fn run(
     intel: Intel,
     opts: &Options,
     alerts: Box<dyn AlertSink>,
+    on_report: &mut dyn FnMut(&Report),
     err: &mut dyn Write,
 ) -> Result<Outcome, LiveError> {
     let mut intel = Arc::new(intel);
@@ -528,7 +530,7 @@ pub fn run(
             last_tick = Instant::now();
         }
         if last_report.elapsed() >= opts.report_every {
-            sensor.summary(&workers, err);
+            sensor.summary(&workers, &mut *on_report, err);
             last_report = Instant::now();
         }
     }
@@ -551,6 +553,7 @@ pub fn run(
     let merged = workers.finish(&dispatched);
     let report = sensor.report(&merged.stats, &merged.hosts, capture);
     sensor.write_report(&report, err);
+    on_report(&report);
     sensor.save_state(&merged.hosts, err);
     if let Some(e) = failure {
         return Err(LiveError::Capture(e));
