@@ -39,3 +39,16 @@ mod behaviour;
 
 /// The benchmark generator's captures: read whole, beacons found.
 mod bulk;
+
+/// Synthetic broken files and the malformed corpus captures, one by one.
+mod hostile;
+
+/// Floods that fill every table, with one Kaspersky client that must survive.
+mod flood;
+
+/// The fuzz harness (`fuzz/src/harness.rs`), compiled on stable.
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+/// Kept fuzz inputs replayed through the harness.
+mod fuzz_regressions;

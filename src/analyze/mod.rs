@@ -215,6 +215,7 @@ fn summarize(stats: &EngineStats, timeline: &Timeline, files: usize) -> Summary 
         fragments_dropped: defrag.dropped + defrag.rejected,
         flows: flows.created,
         flows_refused: flows.refused,
+        flows_evicted: flows.evicted_early,
         streams_abandoned: stats.streams_abandoned,
         dns_messages: a.dns_messages,
         tls_client_hellos: a.client_hellos,

@@ -12,7 +12,7 @@
 mod load;
 mod matcher;
 
-pub use load::{FeedError, FeedErrors, check_dir, load};
+pub use load::{FeedError, FeedErrors, check_dir, check_text, load};
 pub use matcher::{Matcher, NameMatch};
 
 use serde::Serialize;

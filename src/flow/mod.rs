@@ -116,6 +116,23 @@ impl<T> Flow<T> {
         self.closed & 0b11 == 0b11 || self.closed & 0b100 != 0
     }
 
+    /// A TCP connection attempt nobody answered: at most two packets (a SYN
+    /// and its retransmission) from the client, none from the server, and
+    /// nothing buffered for reassembly.
+    fn is_unanswered(&self) -> bool {
+        self.proto == ipproto::TCP
+            && self.packets[Dir::ToClient as usize] == 0
+            && self.packets[Dir::ToServer as usize] <= 2
+            && self.buffered() == 0
+    }
+
+    /// Bytes held for reassembly by both directions.
+    fn buffered(&self) -> usize {
+        self.tcp
+            .as_ref()
+            .map_or(0, |d| d.iter().map(TcpDirection::memory).sum())
+    }
+
     fn idle_limit(&self, limits: &FlowLimits) -> i64 {
         match (self.proto, self.is_closed()) {
             (ipproto::TCP, true) => limits.tcp_closed_secs,
@@ -144,7 +161,8 @@ pub struct FlowStats {
     pub created: u64,
     /// Flows ended by idle time or close.
     pub expired: u64,
-    /// Idle flows evicted early because the table was full.
+    /// Flows evicted early because the table was full: idle ones, else
+    /// unanswered connection attempts (see [`FlowTable::lookup`]).
     pub evicted_early: u64,
     /// New flows refused because the table was full of active flows.
     pub refused: u64,
@@ -459,22 +477,55 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
-    /// The table is full: evicts flows idle for a tenth of their timeout,
-    /// looking at up to 4096 slots.
+    /// The table is full: evicts one flow, looking at up to 4096 slots from
+    /// the sweep cursor, in this order of preference:
+    /// 1. a flow idle for a tenth of its timeout;
+    /// 2. an unanswered connection attempt (a TCP flow with at most two
+    ///    packets from the client, none from the server and nothing buffered:
+    ///    a SYN flood's or a scan's half-open connections);
+    /// 3. a flow with nothing buffered for reassembly (whatever it carried has
+    ///    been parsed and attributed already; its end is reported as usual).
+    ///
+    /// Flows in the middle of a message (a ClientHello or HTTP head waiting
+    /// for its next segment) are kept. A flood therefore pushes out older
+    /// flows instead of locking every new conversation out; only when all
+    /// scanned flows are mid-message is the new flow refused.
     fn make_room(&mut self, now: Timestamp, ended: &mut Vec<Flow<T>>) {
         let len = self.slots.len();
-        for _ in 0..4096.min(len) {
+        let mut best: Option<(u8, usize)> = None;
+        // Up to 4096 slots while nothing can go; once a candidate is found,
+        // a few more in search of a better one (this runs for every new flow
+        // while the table is full, so it must stay cheap).
+        let mut left = 4096.min(len);
+        while left > 0 {
+            left -= 1;
             self.sweep_at = (self.sweep_at + 1) % len;
             let i = self.sweep_at;
-            let idle = match self.slots[i].as_ref() {
-                Some(f) => now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64,
-                None => false,
+            let Some(f) = self.slots[i].as_ref() else {
+                continue;
             };
-            if idle && let Some(f) = self.remove(i) {
-                self.stats.evicted_early += 1;
-                ended.push(f);
-                return;
+            let rank = if now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64 {
+                0
+            } else if f.is_unanswered() {
+                1
+            } else if f.buffered() == 0 {
+                2
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, i));
             }
+            if rank <= 1 {
+                break;
+            }
+            left = left.min(32);
+        }
+        if let Some((_, i)) = best
+            && let Some(f) = self.remove(i)
+        {
+            self.stats.evicted_early += 1;
+            ended.push(f);
         }
     }
 
