@@ -145,12 +145,11 @@ fn seed_capture(seeds: &mut Seeds, path: &Path) {
             Decoded::Fragment(_) => frags.extend_from_slice(&framed),
             Decoded::Packet(p) => match p.transport {
                 Transport::Udp(u)
-                    if [53, 5353, 5355].contains(&u.sport)
-                        || [53, 5353, 5355].contains(&u.dport) =>
+                    if ([53, 5353, 5355].contains(&u.sport)
+                        || [53, 5353, 5355].contains(&u.dport))
+                        && take("dns") =>
                 {
-                    if take("dns") {
-                        seeds.add("dns", u.payload, &stem);
-                    }
+                    seeds.add("dns", u.payload, &stem);
                 }
                 Transport::Tcp(s) => {
                     let pl = s.payload;

@@ -4,6 +4,8 @@
 //! no readable input, unwritable output); 2 bad command line; 3 the report was written but some
 //! input files were damaged or unreadable (listed in the report).
 
+#![forbid(unsafe_code)]
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use phonehome::analyze::{self, Limits, Options};

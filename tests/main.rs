@@ -1,6 +1,8 @@
 //! Integration tests: the `phonehome` binary run on real and generated
 //! captures. One binary, one module per area (as ripgrep's tests do).
 
+#![forbid(unsafe_code)]
+
 /// Helpers: running the binary, temporary folders, reading JSON.
 mod util;
 

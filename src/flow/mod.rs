@@ -592,39 +592,124 @@ mod tests {
         assert!(t.is_empty());
     }
 
+    fn tcp_syn(src: Endpoint, dst: Endpoint) -> PacketInfo {
+        PacketInfo {
+            proto: ipproto::TCP,
+            tcp_flags: tcpflags::SYN,
+            ..udp(src, dst)
+        }
+    }
+
     #[test]
-    fn a_full_table_evicts_idle_flows_and_refuses_when_all_are_active() {
+    fn a_full_table_evicts_idle_then_half_open_then_unbuffered_flows() {
         let limits = FlowLimits {
             max_flows: 4,
             ..FlowLimits::default()
         };
         let mut t: FlowTable<()> = FlowTable::new(limits);
         let mut ended = Vec::new();
-        for p in 0..4 {
-            t.lookup(
-                Timestamp(0),
-                &udp(ep(1, 1000 + p), ep(2, 53)),
-                || Initiator::Sender,
-                &mut ended,
-            );
+        let t0 = Timestamp(0);
+        let mut add = |t: &mut FlowTable<()>, now, pkt: &PacketInfo| {
+            let slot = t.lookup(now, pkt, || Initiator::Sender, &mut ended);
+            if let Slot::New(i, d) | Slot::Existing(i, d) = slot {
+                t.touch(i, d, now, 60, pkt.tcp_flags, LinkInfo::default());
+            }
+            slot
+        };
+        // Two answered UDP conversations, two unanswered SYNs.
+        for p in 0..2 {
+            add(&mut t, t0, &udp(ep(1, 1000 + p), ep(2, 53)));
+            add(&mut t, t0, &udp(ep(2, 53), ep(1, 1000 + p)));
+            add(&mut t, t0, &tcp_syn(ep(3, 3000 + p), ep(4, 443)));
+        }
+        // Full, nothing idle: a half-open connection goes, not a conversation.
+        let r = add(&mut t, t0, &udp(ep(1, 2000), ep(2, 53)));
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        let r = add(&mut t, t0, &udp(ep(1, 2001), ep(2, 53)));
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        assert_eq!(t.stats().evicted_early, 2);
+        assert_eq!(t.stats().refused, 0);
+        assert_eq!(t.len(), 4);
+        drop(add);
+        assert!(
+            ended.iter().all(|f| f.proto == ipproto::TCP),
+            "SYNs went first"
+        );
+        ended.clear();
+
+        // No half-open flow left: an active flow with nothing buffered goes.
+        let r = t.lookup(
+            t0,
+            &udp(ep(1, 2002), ep(2, 53)),
+            || Initiator::Sender,
+            &mut ended,
+        );
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(t.stats().evicted_early, 3);
+    }
+
+    #[test]
+    fn a_full_table_of_flows_mid_message_refuses_new_ones() {
+        use crate::decode::TcpSegment;
+        use crate::flow::stream::{Observation, Scratch};
+        use crate::flow::tcp::{MemBudget, Sink};
+        let limits = FlowLimits {
+            max_flows: 2,
+            ..FlowLimits::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(limits);
+        let mut ended = Vec::new();
+        let (mut budget, mut scratch) = (MemBudget::new(1 << 20), Scratch::default());
+        // The start of a ClientHello that promises 512 bytes.
+        let partial = [0x16, 3, 1, 2, 4, 1, 0, 2, 0, 3, 3, 0, 0, 0, 0];
+        for p in 0..2 {
+            let pkt = tcp_syn(ep(1, 4000 + p), ep(2, 443));
+            let Slot::New(i, d) = t.lookup(Timestamp(0), &pkt, || Initiator::Sender, &mut ended)
+            else {
+                panic!("room for two")
+            };
+            t.touch(i, d, Timestamp(0), 60, tcpflags::SYN, LinkInfo::default());
+            let flow = t.get_mut(i).unwrap();
+            let Flow { tcp, pipeline, .. } = flow;
+            let dirs = tcp.as_mut().unwrap();
+            let seg = |seq, flags, payload| TcpSegment {
+                sport: 4000 + p,
+                dport: 443,
+                seq,
+                ack: 0,
+                flags,
+                payload,
+                wire_len: payload.len() as u32,
+            };
+            let mut emit = |_: Observation<'_>| {};
+            let mut sink = Sink {
+                pipeline,
+                scratch: &mut scratch,
+                budget: &mut budget,
+                emit: &mut emit,
+            };
+            dirs[0].segment(&seg(100, tcpflags::SYN, &[]), &mut sink);
+            dirs[0].segment(&seg(101, tcpflags::ACK, &partial), &mut sink);
+            assert!(dirs[0].memory() > 0, "the partial hello is buffered");
         }
         let r = t.lookup(
             Timestamp(0),
-            &udp(ep(1, 2000), ep(2, 53)),
+            &udp(ep(5, 1), ep(6, 53)),
             || Initiator::Sender,
             &mut ended,
         );
-        assert!(matches!(r, Slot::Full));
+        assert!(matches!(r, Slot::Full), "{r:?}");
         assert_eq!(t.stats().refused, 1);
-        let later = Timestamp(0).plus_secs(10);
+        assert!(ended.is_empty());
+        // Once they are idle (a tenth of the TCP timeout), they go.
+        let later = Timestamp(0).plus_secs(31);
         let r = t.lookup(
             later,
-            &udp(ep(1, 2000), ep(2, 53)),
+            &udp(ep(5, 1), ep(6, 53)),
             || Initiator::Sender,
             &mut ended,
         );
-        assert!(matches!(r, Slot::New(..)));
-        assert_eq!(t.stats().evicted_early, 1);
-        assert_eq!(t.len(), 4);
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
     }
 }
