@@ -385,7 +385,15 @@ impl<T: Default> FlowTable<T> {
             user: T::default(),
         };
         let deadline = flow.deadline(&self.limits);
-        let i = match self.free.pop() {
+        // Slots freed before a partial drain may lie past the end: skip them.
+        let mut reuse = None;
+        while let Some(i) = self.free.pop() {
+            if (i as usize) < self.slots.len() {
+                reuse = Some(i);
+                break;
+            }
+        }
+        let i = match reuse {
             Some(i) => {
                 self.slots[i as usize] = Some(flow);
                 self.deadline[i as usize] = deadline;
@@ -531,11 +539,36 @@ impl<T: Default> FlowTable<T> {
 
     /// Ends every flow (end of input).
     pub fn drain(&mut self, ended: &mut Vec<Flow<T>>) {
-        for i in 0..self.slots.len() {
-            if let Some(f) = self.remove(i) {
-                ended.push(f);
+        while self.drain_some(ended, usize::MAX) {}
+    }
+
+    /// Ends up to `max` flows (end of input), taking them from the end of
+    /// the table, and says whether any are left. Ending a million flows in
+    /// batches needs room for one batch in `ended`, not a second copy of the
+    /// table (which would double peak memory at the end of a run); the
+    /// table's memory is given back once it is empty.
+    pub fn drain_some(&mut self, ended: &mut Vec<Flow<T>>, max: usize) -> bool {
+        let mut n = 0;
+        while n < max {
+            let Some(slot) = self.slots.pop() else {
+                break;
+            };
+            self.deadline.truncate(self.slots.len());
+            if let Some(flow) = slot {
+                self.index
+                    .remove(&FlowKey::new(flow.proto, flow.client, flow.server));
+                ended.push(flow);
+                n += 1;
             }
         }
+        if self.slots.is_empty() {
+            self.slots = Vec::new();
+            self.deadline = Vec::new();
+            self.free = Vec::new();
+            self.index.shrink_to_fit();
+            return false;
+        }
+        true
     }
 }
 
@@ -647,6 +680,49 @@ mod tests {
         assert!(matches!(r, Slot::New(..)), "{r:?}");
         assert_eq!(ended.len(), 1);
         assert_eq!(t.stats().evicted_early, 3);
+    }
+
+    #[test]
+    fn draining_in_batches_ends_every_flow_once_and_keeps_the_table_usable() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let mut ended = Vec::new();
+        for p in 0..10 {
+            t.lookup(
+                Timestamp(0),
+                &udp(ep(1, p), ep(2, 53)),
+                || Initiator::Sender,
+                &mut ended,
+            );
+        }
+        // Free two low slots, then drain part of the table.
+        t.sweep(Timestamp(0).plus_secs(61), 0, &mut ended);
+        for i in [1, 8] {
+            ended.extend(t.remove(i));
+        }
+        assert!(t.drain_some(&mut ended, 3));
+        assert_eq!(ended.len(), 5);
+        assert_eq!(t.len(), 5);
+        // Slot 8 is past the end now; slot 1 is reused, then the table grows.
+        for p in 100..103 {
+            let r = t.lookup(
+                Timestamp(0),
+                &udp(ep(1, p), ep(2, 53)),
+                || Initiator::Sender,
+                &mut ended,
+            );
+            assert!(matches!(r, Slot::New(..)), "{r:?}");
+        }
+        assert_eq!(t.len(), 8);
+        while t.drain_some(&mut ended, 2) {}
+        assert_eq!(ended.len(), 13);
+        assert!(t.is_empty());
+        let r = t.lookup(
+            Timestamp(0),
+            &udp(ep(1, 1), ep(2, 53)),
+            || Initiator::Sender,
+            &mut ended,
+        );
+        assert!(matches!(r, Slot::New(0, _)), "{r:?}");
     }
 
     #[test]
