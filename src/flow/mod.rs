@@ -663,7 +663,6 @@ mod tests {
         assert_eq!(t.stats().evicted_early, 2);
         assert_eq!(t.stats().refused, 0);
         assert_eq!(t.len(), 4);
-        drop(add);
         assert!(
             ended.iter().all(|f| f.proto == ipproto::TCP),
             "SYNs went first"
