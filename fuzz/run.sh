@@ -10,7 +10,7 @@
 # crashes land in fuzz/artifacts/TARGET/. Keep a fixed crash's input in
 # fuzz/regressions/TARGET/: tests/fuzz_regressions.rs replays them on stable.
 # Environment: FUZZ_TARGET_DIR (fuzz build dir, default fuzz/target),
-# FUZZ_JOBS (libFuzzer -jobs, default 1), FUZZ_ARGS (extra libFuzzer flags).
+# FUZZ_ARGS (extra libFuzzer flags).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2086
     CARGO_TARGET_DIR=$fuzz_target_dir nice -n 19 cargo fuzz run -O "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
-        -jobs="${FUZZ_JOBS:-1}" ${FUZZ_ARGS:-} >"fuzz/logs/$t.log" 2>&1 || status=1
+        ${FUZZ_ARGS:-} >"fuzz/logs/$t.log" 2>&1 || status=1
 done
 
 printf '\n%-12s %12s %8s %8s %8s %s\n' target execs cov ft corpus crashes

@@ -492,18 +492,20 @@ impl<T: Default> FlowTable<T> {
     ///    packets from the client, none from the server and nothing buffered:
     ///    a SYN flood's or a scan's half-open connections);
     /// 3. a flow with nothing buffered for reassembly (whatever it carried has
-    ///    been parsed and attributed already; its end is reported as usual).
+    ///    been parsed and attributed already; its end is reported as usual);
+    /// 4. last, the flow in the middle of a message (a ClientHello or HTTP
+    ///    head waiting for its next segment) that has waited longest among
+    ///    those looked at.
     ///
-    /// Flows in the middle of a message (a ClientHello or HTTP head waiting
-    /// for its next segment) are kept. A flood therefore pushes out older
-    /// flows instead of locking every new conversation out; only when all
-    /// scanned flows are mid-message is the new flow refused.
+    /// A flood therefore pushes out its own older flows instead of locking
+    /// new conversations out, and a message in progress — whose segments
+    /// normally arrive within a round trip — is the last thing to go.
     fn make_room(&mut self, now: Timestamp, ended: &mut Vec<Flow<T>>) {
         let len = self.slots.len();
-        let mut best: Option<(u8, usize)> = None;
-        // Up to 4096 slots while nothing can go; once a candidate is found,
-        // a few more in search of a better one (this runs for every new flow
-        // while the table is full, so it must stay cheap).
+        let mut best: Option<(u8, Timestamp, usize)> = None;
+        // Up to 4096 slots while only flows mid-message are found; after a
+        // better candidate, a few more in search of a better one still (this
+        // runs for every new flow while the table is full: it must be cheap).
         let mut left = 4096.min(len);
         while left > 0 {
             left -= 1;
@@ -519,17 +521,19 @@ impl<T: Default> FlowTable<T> {
             } else if f.buffered() == 0 {
                 2
             } else {
-                continue;
+                3
             };
-            if best.is_none_or(|(r, _)| rank < r) {
-                best = Some((rank, i));
+            if best.is_none_or(|(r, ts, _)| (rank, f.last_ts) < (r, ts)) {
+                best = Some((rank, f.last_ts, i));
             }
             if rank <= 1 {
                 break;
             }
-            left = left.min(32);
+            if rank == 2 {
+                left = left.min(32);
+            }
         }
-        if let Some((_, i)) = best
+        if let Some((_, _, i)) = best
             && let Some(f) = self.remove(i)
         {
             self.stats.evicted_early += 1;
@@ -725,7 +729,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_of_flows_mid_message_refuses_new_ones() {
+    fn a_full_table_of_flows_mid_message_gives_up_the_longest_waiting() {
         use crate::decode::TcpSegment;
         use crate::flow::stream::{Observation, Scratch};
         use crate::flow::tcp::{MemBudget, Sink};
@@ -740,11 +744,11 @@ mod tests {
         let partial = [0x16, 3, 1, 2, 4, 1, 0, 2, 0, 3, 3, 0, 0, 0, 0];
         for p in 0..2 {
             let pkt = tcp_syn(ep(1, 4000 + p), ep(2, 443));
-            let Slot::New(i, d) = t.lookup(Timestamp(0), &pkt, || Initiator::Sender, &mut ended)
-            else {
+            let at = Timestamp(i64::from(p));
+            let Slot::New(i, d) = t.lookup(at, &pkt, || Initiator::Sender, &mut ended) else {
                 panic!("room for two")
             };
-            t.touch(i, d, Timestamp(0), 60, tcpflags::SYN, LinkInfo::default());
+            t.touch(i, d, at, 60, tcpflags::SYN, LinkInfo::default());
             let flow = t.get_mut(i).unwrap();
             let Flow { tcp, pipeline, .. } = flow;
             let dirs = tcp.as_mut().unwrap();
@@ -769,22 +773,14 @@ mod tests {
             assert!(dirs[0].memory() > 0, "the partial hello is buffered");
         }
         let r = t.lookup(
-            Timestamp(0),
-            &udp(ep(5, 1), ep(6, 53)),
-            || Initiator::Sender,
-            &mut ended,
-        );
-        assert!(matches!(r, Slot::Full), "{r:?}");
-        assert_eq!(t.stats().refused, 1);
-        assert!(ended.is_empty());
-        // Once they are idle (a tenth of the TCP timeout), they go.
-        let later = Timestamp(0).plus_secs(31);
-        let r = t.lookup(
-            later,
+            Timestamp(2),
             &udp(ep(5, 1), ep(6, 53)),
             || Initiator::Sender,
             &mut ended,
         );
         assert!(matches!(r, Slot::New(..)), "{r:?}");
+        assert_eq!(t.stats().refused, 0);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].client.port, 4000, "the one waiting longest goes");
     }
 }
