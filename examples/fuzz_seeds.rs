@@ -14,7 +14,7 @@ mod harness;
 
 use phonehome::capture::{CaptureFile, Format, find_captures};
 use phonehome::decode::{self, Decoded, Transport};
-use phonehome::protocols::{http, tls};
+use phonehome::protocols::{http, quic, tls};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -76,6 +76,21 @@ fn main() {
     let files = find_captures(&[captures]).unwrap_or_default();
     for path in &files {
         seed_capture(&mut seeds, path);
+    }
+    // MaxMind DB files: the test databases, good and broken (small ones).
+    let mut mmdbs = vec![root.join("tests/data/maxmind")];
+    while let Some(dir) = mmdbs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                mmdbs.push(p);
+            } else if p.extension().is_some_and(|x| x == "mmdb")
+                && let Ok(b) = std::fs::read(&p)
+                && b.len() <= 256 * 1024
+            {
+                seeds.add("mmdb", &b, "mmdb");
+            }
+        }
     }
     if let Ok(dir) = std::fs::read_dir(root.join("feeds")) {
         for e in dir.flatten() {
@@ -144,6 +159,12 @@ fn seed_capture(seeds: &mut Seeds, path: &Path) {
         match decode::decode(f.linktype, f.data) {
             Decoded::Fragment(_) => frags.extend_from_slice(&framed),
             Decoded::Packet(p) => match p.transport {
+                Transport::Udp(u) if quic::may_be_initial(u.payload) && take("quic") => {
+                    // Selector 0: version 1, CRYPTO cut every 16 bytes.
+                    let mut d = vec![0u8];
+                    d.extend_from_slice(u.payload);
+                    seeds.add("quic", &d, &stem);
+                }
                 Transport::Udp(u)
                     if ([53, 5353, 5355].contains(&u.sport)
                         || [53, 5353, 5355].contains(&u.dport))
@@ -155,6 +176,11 @@ fn seed_capture(seeds: &mut Seeds, path: &Path) {
                     let pl = s.payload;
                     if tls::starts_client_hello(pl) == Some(true) && take("tls") {
                         seeds.add("tls", pl, &stem);
+                        // The handshake message as QUIC CRYPTO data (version
+                        // 1, cut every 256 bytes, sent out of order).
+                        let mut d = vec![0x42u8];
+                        d.extend_from_slice(pl.get(5..).unwrap_or_default());
+                        seeds.add("quic", &d, &stem);
                     }
                     if (http::starts_request(pl) == Some(true)
                         || http::starts_response(pl) == Some(true))

@@ -24,7 +24,9 @@ use phonehome::hosts::HostLimits;
 use phonehome::hosts::pdns::PdnsLimits;
 use phonehome::output::events::EventLog;
 use phonehome::output::{Report, Summary};
+use phonehome::protocols::quic::{self as q, CryptoStream, Frame as QuicFrame, Progress, Version};
 use phonehome::protocols::{dns, http, tls};
+use phonehome_synth::quic as sq;
 use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
 
@@ -41,6 +43,8 @@ pub const TARGETS: &[&str] = &[
     "pcap",
     "pcapng",
     "feeds",
+    "quic",
+    "mmdb",
 ];
 
 /// Runs the target called `name` on `data`. Returns `false` for an unknown
@@ -57,6 +61,8 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "pcap" => capture_file(data, PCAP_MAGIC),
         "pcapng" => capture_file(data, PCAPNG_MAGIC),
         "feeds" => feed_file(data),
+        "quic" => quic(data),
+        "mmdb" => mmdb(data),
         _ => return false,
     }
     true
@@ -437,5 +443,123 @@ pub fn feed_file(data: &[u8]) {
         Err(errors) => {
             let _ = errors.to_string();
         }
+    }
+}
+
+/// QUIC: the input as a datagram (long header, Initial keys from its DCID,
+/// header protection, AEAD — which fails on anything the fuzzer makes, so
+/// the paths before it are what is tested); as decrypted Initial frames
+/// (frame parser, CRYPTO reassembly, the hello inside); and as CRYPTO data
+/// cut into pieces, protected with the real Initial keys (synth) and sent
+/// through the whole engine, so decryption succeeds and the reassembly and
+/// hello parser see the fuzzer's bytes. The first byte picks the version
+/// (bit 0) and how the CRYPTO data is cut (the rest).
+pub fn quic(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(d) = rest.get(at..).filter(|d| !d.is_empty()) {
+        let Ok(h) = q::parse_long(d) else { break };
+        if let (Some(keys), Some(pkt)) = (q::InitialKeys::client(h.version, h.dcid), d.get(..h.len))
+        {
+            let _ = q::decrypt_initial(pkt, &h, &keys, &mut out);
+        }
+        at += h.len.max(1);
+    }
+    let version = if sel & 1 == 0 { sq::V1 } else { sq::V2 };
+    let mut stream = CryptoStream::default();
+    for f in q::frames(rest, Version(version)) {
+        match f {
+            Ok(QuicFrame::Crypto { offset, data }) => {
+                let _ = stream.insert(offset, data);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    if let Progress::Complete(h) = stream.hello() {
+        touch_hello(tls::parse_client_hello(h));
+    }
+    // Cut the bytes into up to 8 CRYPTO frames, sent in reverse order when
+    // bit 1 is set, two per Initial packet.
+    let cut = usize::from(sel >> 2).max(1) * 16;
+    let mut pieces: Vec<sq::FrameSpec> = rest
+        .chunks(cut)
+        .take(8)
+        .scan(0u64, |off, c| {
+            let f = sq::FrameSpec::Crypto {
+                offset: *off,
+                data: c.to_vec(),
+            };
+            *off += c.len() as u64;
+            Some(f)
+        })
+        .collect();
+    if sel & 2 != 0 {
+        pieces.reverse();
+    }
+    let dcid = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
+    let mut frames_ip = Vec::new();
+    for (n, two) in pieces.chunks(2).enumerate() {
+        let spec = sq::InitialSpec::new(version, &dcid, &[1, 2, 3, 4], n as u32, two.to_vec());
+        let udp = udp_datagram(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            50_000,
+            443,
+            &sq::client_initial(&spec),
+        );
+        frames_ip.push(udp);
+    }
+    run_engine(
+        frames_ip
+            .iter()
+            .map(|p| (1_500_000_000, linktype::RAW, p.as_slice())),
+    );
+}
+
+/// A raw IPv4 + UDP packet (checksum 0).
+fn udp_datagram(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A MaxMind DB file (GeoIP2 City/Country, flat city, ASN) opened from
+/// hostile bytes, then looked up: addresses from both families, including
+/// ones a truncated search tree or a record pointing anywhere would reach.
+pub fn mmdb(data: &[u8]) {
+    let Ok(db) = phonehome::geo::Database::from_bytes(data.to_vec(), std::path::Path::new("fuzz"))
+    else {
+        return;
+    };
+    let _ = (db.kind(), db.database_type().len(), db.build_epoch());
+    for ip in [
+        "1.1.1.1",
+        "93.159.228.2",
+        "0.0.0.0",
+        "255.255.255.255",
+        "::1",
+        "2001:db8::1",
+        "::ffff:10.0.0.1",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ] {
+        let Ok(ip) = ip.parse() else { continue };
+        if let Ok(Some(p)) = db.place(ip) {
+            std::hint::black_box(p.to_place());
+        }
+        let _ = db.asn(ip);
     }
 }
