@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Full-size flood benchmark: generates the flood captures (synth's gen-flood:
-# 1M unanswered SYNs from random sources, 100k random DNS names, 100k
+# 1M unanswered SYNs from random sources, 100k random names under ESET's domain, 100k
 # ClientHellos that never complete, 100k IPv4 datagrams that never complete,
 # 100k hosts, and one Kaspersky client at 70 % of the flood), analyses them
 # with the release binary, and prints peak memory (VmHWM) against the caps

@@ -47,8 +47,10 @@ fn a_flood_reaches_every_cap_and_the_kaspersky_host_is_still_reported() {
     assert!(s["streams_abandoned"].as_u64().unwrap() > 0, "{s}");
     assert!(s["fragments_dropped"].as_u64().unwrap() > 1_000, "{s}");
     assert!(s["pdns_evicted"].as_u64().unwrap() > 1_000, "{s}");
-    // The hosts are all there (each asked once for an Avast name).
+    // The hosts are all there (each asked once for an Avast name), and so
+    // are the clients of the random-name flood.
     assert_eq!(s["hosts_per_vendor"]["avast"], 2_000, "{s}");
+    assert!(s["hosts_per_vendor"]["eset"].as_u64().unwrap() > 1_500, "{s}");
 
     let host = flood::KASPERSKY_HOST.to_string();
     let c = contact(&r, &host, "kaspersky").expect("the Kaspersky host is reported");

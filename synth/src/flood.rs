@@ -5,7 +5,8 @@
 //! A flood is a time-ordered mix (deterministic for a seed) of:
 //! - TCP SYNs from random sources to random servers, never answered
 //!   (half-open connections: the flow table);
-//! - DNS queries for random names with their answers (passive DNS);
+//! - DNS queries for random names under a vendor's domain (ESET), with
+//!   their answers (passive DNS);
 //! - TLS ClientHellos whose first segment arrives and whose rest never does,
 //!   after a completed handshake (TCP stream buffers);
 //! - first IPv4 fragments of datagrams that never complete (IP reassembly);
@@ -222,7 +223,9 @@ pub fn write_flood<W: Write>(w: W, spec: &FloodSpec) -> io::Result<FloodStats> {
             }
             Kind::Dns => {
                 let client = Ipv4Addr::from(0x0a32_0000 | (r & 0xffff));
-                let name = format!("{}.{}.example", label(&mut rng, 12), label(&mut rng, 8));
+                // Random names under a vendor's domain (a "water torture"
+                // flood): their answers are what passive DNS keeps.
+                let name = format!("{}.{}.eset.com", label(&mut rng, 12), label(&mut rng, 8));
                 let id = rng.below(65_536) as u16;
                 let sport = 1024 + (rng.below(64_000) as u16);
                 let addr = Ipv4Addr::from(0xcb00_7100 | (rng.next_u32() & 0xff));
