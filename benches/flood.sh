@@ -45,13 +45,14 @@ peak_kib() {
 
 # The documented cost of each capped structure (README, Limits), in MiB, for
 # the flags of a run: flows x 400 B, stream memory, 32 MiB of fragments,
-# pdns entries x 150 B, hosts x 2.8 KB (measured: the host table plus the
-# report built from it), plus 64 MiB for the binary, feeds and buffers.
+# pdns entries x 150 B, hosts reported x 6 KB (measured: the host table and
+# the report built from it, one contact per host), plus 64 MiB for the
+# binary, feeds and buffers.
 cap_mib() { # max_flows stream_mib pdns_entries hosts
-    echo $((($1 * 400 + $3 * 150 + $4 * 2800) / 1048576 + $2 + 32 + 64))
+    echo $((($1 * 400 + $3 * 150 + $4 * 6000) / 1048576 + $2 + 32 + 64))
 }
 
-printf '%-28s %10s %8s %9s %9s  %s\n' scenario packets secs peak_MiB cap_MiB kaspersky
+printf '%-22s %9s %7s %8s %9s %9s  %s\n' scenario packets hosts secs peak_MiB cap_MiB kaspersky
 run() { # name divisor max_flows stream_mib pdns_entries
     local name=$1 div=$2 flows=$3 smib=$4 pdns=$5
     local pcap="$work/flood-$div.pcap"
@@ -61,8 +62,8 @@ run() { # name divisor max_flows stream_mib pdns_entries
     kib=$(peak_kib "$pcap" "$bin/phonehome" analyze -q --format json --max-flows "$flows" \
         --stream-memory-mib "$smib" --pdns-entries "$pdns" -)
     end=$(date +%s%N)
-    local verdict packets
-    read -r packets verdict < <(python3 - "$work/out.json" <<'PY'
+    local verdict packets hosts
+    read -r packets hosts verdict < <(python3 - "$work/out.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 ev = []
@@ -71,12 +72,11 @@ for h in r["hosts"]:
         for c in h["contacts"]:
             if c["vendor"] == "kaspersky":
                 ev = c["evidence"]
-print(r["summary"]["packets"], ("reported: " + ",".join(ev)) if ev else "LOST")
+print(r["summary"]["packets"], r["summary"]["hosts_reported"], ("reported: " + ",".join(ev)) if ev else "LOST")
 PY
 )
-    local hosts=$((100000 / div))
     local ms=$(((end - start) / 1000000))
-    printf '%-28s %10s %4d.%03d %9d %9d  %s\n' "$name" "$packets" $((ms / 1000)) $((ms % 1000)) \
+    printf '%-22s %9s %7s %4d.%03d %9d %9d  %s\n' "$name" "$packets" "$hosts" $((ms / 1000)) $((ms % 1000)) \
         $((kib / 1024)) "$(cap_mib "$flows" "$smib" "$pdns" "$hosts")" "$verdict"
 }
 
