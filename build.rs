@@ -2,6 +2,8 @@
 //! with no files on disk: writes `$OUT_DIR/builtin_feeds.rs`, a list of
 //! (file name, contents) pairs read with `include_str!`.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::path::Path;
 

@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo bench --bench parsers`.
 
+#![forbid(unsafe_code)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use phonehome::beacons::Beacons;
 use phonehome::capture::{CaptureFile, Timestamp};

@@ -32,21 +32,36 @@
 //! has a documented cap; the per-packet path borrows packet bytes and does
 //! not allocate once its reusable buffers are warm.
 
+// Unsafe code is denied everywhere and forbidden (no `allow` can lift it) in
+// every module but `capture`, whose `window` holds the one memory map.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[forbid(unsafe_code)]
 pub mod alerts;
+#[forbid(unsafe_code)]
 pub mod analyze;
+#[forbid(unsafe_code)]
 pub mod beacons;
+#[forbid(unsafe_code)]
 pub mod bytes;
 pub mod capture;
+#[forbid(unsafe_code)]
 pub mod cli;
+#[forbid(unsafe_code)]
 pub mod decode;
+#[forbid(unsafe_code)]
 pub mod feeds;
+#[forbid(unsafe_code)]
 pub mod flow;
+#[forbid(unsafe_code)]
 pub mod geo;
+#[forbid(unsafe_code)]
 pub mod hosts;
 pub mod live;
+#[forbid(unsafe_code)]
 pub mod output;
+#[forbid(unsafe_code)]
 pub mod pipeline;
+#[forbid(unsafe_code)]
 pub mod protocols;

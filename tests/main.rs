@@ -1,6 +1,8 @@
 //! Integration tests: the `phonehome` binary run on real and generated
 //! captures. One binary, one module per area (as ripgrep's tests do).
 
+#![forbid(unsafe_code)]
+
 /// Helpers: running the binary, temporary folders, reading JSON.
 mod util;
 
@@ -46,3 +48,16 @@ mod live;
 
 /// SIEM sinks against real rsyslogd and redis-server on loopback.
 mod siem;
+
+/// Synthetic broken files and the malformed corpus captures, one by one.
+mod hostile;
+
+/// Floods that fill every table, with one Kaspersky client that must survive.
+mod flood;
+
+/// The fuzz harness (`fuzz/src/harness.rs`), compiled on stable.
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+/// Kept fuzz inputs replayed through the harness.
+mod fuzz_regressions;

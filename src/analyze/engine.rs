@@ -482,7 +482,11 @@ impl Engine {
 
     /// Ends every conversation (end of input).
     pub fn finish(&mut self, events: &mut dyn EventSink) {
-        self.flows.drain(&mut self.ended);
+        // In batches, so that ending every flow does not hold a second copy
+        // of the flow table (see `FlowTable::drain_some`).
+        while self.flows.drain_some(&mut self.ended, 1024) {
+            self.end_flows(events);
+        }
         self.end_flows(events);
     }
 

@@ -294,6 +294,7 @@ pub fn summary_of(stats: &EngineStats, files: usize) -> Summary {
         fragments_dropped: defrag.dropped + defrag.rejected,
         flows: flows.created,
         flows_refused: flows.refused,
+        flows_evicted: flows.evicted_early,
         streams_abandoned: stats.streams_abandoned,
         dns_messages: a.dns_messages,
         tls_client_hellos: a.client_hellos,

@@ -56,15 +56,6 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-#[allow(unsafe_code)]
-fn map_file(file: &File) -> io::Result<memmap2::Mmap> {
-    // SAFETY: the map is read-only and private to this process. The one way it
-    // can go wrong is another process truncating the file while we read it
-    // (SIGBUS); README's limitations name this (do not analyse a capture that
-    // is being rotated away), as every mmap-based reader must.
-    unsafe { memmap2::Mmap::map(file) }
-}
-
 impl CaptureFile {
     /// Opens a capture, detecting pcap, pcapng and gzip by their magic
     /// numbers. `-` reads standard input.
@@ -88,7 +79,7 @@ impl CaptureFile {
                 (w, gz, Some(count))
             } else {
                 (
-                    Window::mapped(map_file(&file).map_err(CaptureError::Open)?),
+                    Window::map_file(&file).map_err(CaptureError::Open)?,
                     false,
                     None,
                 )

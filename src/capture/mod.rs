@@ -11,11 +11,17 @@
 //! byte offset, after which that file stops and every frame read before it
 //! stays delivered.
 
+#[forbid(unsafe_code)]
 mod error;
+#[forbid(unsafe_code)]
 mod file;
+#[forbid(unsafe_code)]
 mod pcap;
+#[forbid(unsafe_code)]
 mod pcapng;
+#[forbid(unsafe_code)]
 mod timeline;
+/// The only module allowed `unsafe` (the memory map; see its SAFETY note).
 mod window;
 
 pub use error::CaptureError;

@@ -123,7 +123,9 @@ impl Timeline {
                 }
                 Some(Err(e)) => {
                     let f = self.active.swap_remove(i);
-                    let frames = f.frames().saturating_sub(1);
+                    // The failed advance delivered no frame: every frame
+                    // counted was handed out.
+                    let frames = f.frames();
                     let path = f.path().to_path_buf();
                     self.retire_file(f);
                     self.fail(path, e, frames);

@@ -11,8 +11,14 @@
 //! ahead), and the pages behind the position are dropped from the process
 //! every [`RELEASE_EVERY`] bytes, so a 100 GB capture does not count as
 //! 100 GB of resident memory (the pages stay in the page cache).
+//!
+//! This module holds the crate's only `unsafe` code: mapping the file
+//! ([`Window::map_file`]) and dropping pages behind the position
+//! ([`release`]); every other module is compiled with `forbid(unsafe_code)`
+//! (see `lib.rs`).
 
 use memmap2::Mmap;
+use std::fs::File;
 use std::io::{self, Read};
 
 /// Bytes read from a stream in one refill call.
@@ -51,6 +57,34 @@ pub(crate) enum Window {
 }
 
 impl Window {
+    /// Maps a regular file read-only.
+    #[allow(unsafe_code)]
+    pub(crate) fn map_file(file: &File) -> io::Result<Self> {
+        // SAFETY: `Mmap::map` is unsafe because the mapped bytes may change
+        // underneath us, which Rust's `&[u8]` rules forbid. What makes it
+        // sound here:
+        // - The map is read-only (PROT_READ, MAP_SHARED: we never write
+        //   through it) and lives inside this `Window`: every slice handed
+        //   out borrows `&self`, so no reference outlives the map (the borrow
+        //   checker enforces it; `CaptureFile::frame` ties frames to `&self`).
+        // - Only the length seen at open time is mapped. A capture still being
+        //   appended to (`tcpdump -w`) is safe: new bytes are simply not seen.
+        // - The parsers never trust the bytes: a record that changes between
+        //   two reads is just another malformed record (all reads are
+        //   bounds-checked, none is cached as an invariant).
+        // The one remaining hazard is another process *truncating* the file
+        // while it is mapped (an in-place overwrite, `logrotate
+        // copytruncate`): reading a page past the new end raises SIGBUS and
+        // the process dies (no memory is corrupted). `CaptureFile::open`
+        // only maps regular files (pipes, devices and gzip go through the
+        // bounded stream window), and README's Limitations tell users not to
+        // analyse a capture that is being truncated; `-` (standard input)
+        // reads any file without a map.
+        let map = unsafe { Mmap::map(file) }?;
+        Ok(Self::mapped(map))
+    }
+
+    /// A window over a map (made by [`Window::map_file`], or by a test).
     pub(crate) fn mapped(map: Mmap) -> Self {
         // Only a hint: reading works the same if the kernel ignores it.
         let _ = map.advise(memmap2::Advice::Sequential);
@@ -155,8 +189,8 @@ fn release(map: &Mmap, from: usize, to: usize) {
     if to <= from || to > map.len() {
         return;
     }
-    // SAFETY: the map is a read-only, private mapping of a regular file
-    // (`file::map_file`). MADV_DONTNEED on it only unmaps the pages; any later
+    // SAFETY: the map is a read-only mapping of a regular file
+    // (`Window::map_file`). MADV_DONTNEED on it only unmaps the pages; any later
     // access faults them back in from the file with the same contents, so no
     // reference into the range can observe a change (the file itself
     // changing under us is the general mmap caveat documented at

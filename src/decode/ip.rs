@@ -255,7 +255,11 @@ pub(crate) fn decode_l4<'a>(
                 ));
             }
             let (body, cut) = claimed(payload, len);
-            let data = &body[8..];
+            // A zero length (jumbogram) or one beyond the capture leaves the
+            // whole payload, which may still be shorter than the header.
+            let Some(data) = body.get(8..) else {
+                return Decoded::Malformed(DecodeError::short(Layer::Udp, 0, 8, payload.len()));
+            };
             if let Some(inner) = tunnel::udp(ctx, sport, dport, data) {
                 return inner;
             }
@@ -276,5 +280,32 @@ pub(crate) fn decode_l4<'a>(
             Some(inner) => inner,
             None => packet(Transport::Other(proto)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::linktype;
+
+    /// Found by the `decode` fuzz target: a UDP header cut after 6 or 7
+    /// bytes whose length field is 0 (jumbogram) or beyond the capture.
+    #[test]
+    fn a_udp_header_shorter_than_8_bytes_is_malformed_whatever_its_length() {
+        for (udp_len, cut) in [(0u16, 6usize), (0, 7), (200, 6), (200, 7)] {
+            let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0];
+            p.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+            let total = (20 + cut) as u16;
+            p[2..4].copy_from_slice(&total.to_be_bytes());
+            let mut udp = vec![0x9c, 0x40, 0, 53];
+            udp.extend_from_slice(&udp_len.to_be_bytes());
+            udp.extend_from_slice(&[0, 0]);
+            p.extend_from_slice(&udp[..cut]);
+            let d = crate::decode::decode(linktype::RAW, &p);
+            assert!(
+                matches!(d, Decoded::Malformed(e) if e.layer == Layer::Udp),
+                "length {udp_len}, {cut} bytes: {d:?}"
+            );
+        }
     }
 }

@@ -66,6 +66,12 @@ pub fn check_dir(dir: &Path) -> Result<Feeds, FeedErrors> {
     build(read_dir(dir)?, false)
 }
 
+/// Validates one feed file given as text (`name` is used in the errors), as
+/// `feeds check` does for each file of a folder. Used by the fuzz targets.
+pub fn check_text(name: &str, text: &str) -> Result<Feeds, FeedErrors> {
+    build(vec![(name.to_string(), text.to_string())], false)
+}
+
 fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, FeedErrors> {
     let io_err = |file: &Path, e: std::io::Error| {
         FeedErrors(vec![FeedError {

@@ -13,7 +13,7 @@ mod load;
 mod matcher;
 mod remap;
 
-pub use load::{FeedError, FeedErrors, check_dir, load};
+pub use load::{FeedError, FeedErrors, check_dir, check_text, load};
 pub use matcher::{Matcher, NameMatch};
 pub use remap::Remap;
 

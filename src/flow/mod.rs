@@ -116,6 +116,23 @@ impl<T> Flow<T> {
         self.closed & 0b11 == 0b11 || self.closed & 0b100 != 0
     }
 
+    /// A TCP connection attempt nobody answered: at most two packets (a SYN
+    /// and its retransmission) from the client, none from the server, and
+    /// nothing buffered for reassembly.
+    fn is_unanswered(&self) -> bool {
+        self.proto == ipproto::TCP
+            && self.packets[Dir::ToClient as usize] == 0
+            && self.packets[Dir::ToServer as usize] <= 2
+            && self.buffered() == 0
+    }
+
+    /// Bytes held for reassembly by both directions.
+    fn buffered(&self) -> usize {
+        self.tcp
+            .as_ref()
+            .map_or(0, |d| d.iter().map(TcpDirection::memory).sum())
+    }
+
     fn idle_limit(&self, limits: &FlowLimits) -> i64 {
         match (self.proto, self.is_closed()) {
             (ipproto::TCP, true) => limits.tcp_closed_secs,
@@ -144,7 +161,8 @@ pub struct FlowStats {
     pub created: u64,
     /// Flows ended by idle time or close.
     pub expired: u64,
-    /// Idle flows evicted early because the table was full.
+    /// Flows evicted early because the table was full: idle ones, else
+    /// unanswered connection attempts (see [`FlowTable::lookup`]).
     pub evicted_early: u64,
     /// New flows refused because the table was full of active flows.
     pub refused: u64,
@@ -374,7 +392,15 @@ impl<T: Default> FlowTable<T> {
             user: T::default(),
         };
         let deadline = flow.deadline(&self.limits);
-        let i = match self.free.pop() {
+        // Slots freed before a partial drain may lie past the end: skip them.
+        let mut reuse = None;
+        while let Some(i) = self.free.pop() {
+            if (i as usize) < self.slots.len() {
+                reuse = Some(i);
+                break;
+            }
+        }
+        let i = match reuse {
             Some(i) => {
                 self.slots[i as usize] = Some(flow);
                 self.deadline[i as usize] = deadline;
@@ -466,32 +492,94 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
-    /// The table is full: evicts flows idle for a tenth of their timeout,
-    /// looking at up to 4096 slots.
+    /// The table is full: evicts one flow, looking at up to 4096 slots from
+    /// the sweep cursor, in this order of preference:
+    /// 1. a flow idle for a tenth of its timeout;
+    /// 2. an unanswered connection attempt (a TCP flow with at most two
+    ///    packets from the client, none from the server and nothing buffered:
+    ///    a SYN flood's or a scan's half-open connections);
+    /// 3. a flow with nothing buffered for reassembly (whatever it carried has
+    ///    been parsed and attributed already; its end is reported as usual);
+    /// 4. last, the flow in the middle of a message (a ClientHello or HTTP
+    ///    head waiting for its next segment) that has waited longest among
+    ///    those looked at.
+    ///
+    /// A flood therefore pushes out its own older flows instead of locking
+    /// new conversations out, and a message in progress — whose segments
+    /// normally arrive within a round trip — is the last thing to go.
     fn make_room(&mut self, now: Timestamp, ended: &mut Vec<Flow<T>>) {
         let len = self.slots.len();
-        for _ in 0..4096.min(len) {
+        let mut best: Option<(u8, Timestamp, usize)> = None;
+        // Up to 4096 slots while only flows mid-message are found; after a
+        // better candidate, a few more in search of a better one still (this
+        // runs for every new flow while the table is full: it must be cheap).
+        let mut left = 4096.min(len);
+        while left > 0 {
+            left -= 1;
             self.sweep_at = (self.sweep_at + 1) % len;
             let i = self.sweep_at;
-            let idle = match self.slots[i].as_ref() {
-                Some(f) => now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64,
-                None => false,
+            let Some(f) = self.slots[i].as_ref() else {
+                continue;
             };
-            if idle && let Some(f) = self.remove(i) {
-                self.stats.evicted_early += 1;
-                ended.push(f);
-                return;
+            let rank = if now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64 {
+                0
+            } else if f.is_unanswered() {
+                1
+            } else if f.buffered() == 0 {
+                2
+            } else {
+                3
+            };
+            if best.is_none_or(|(r, ts, _)| (rank, f.last_ts) < (r, ts)) {
+                best = Some((rank, f.last_ts, i));
             }
+            if rank <= 1 {
+                break;
+            }
+            if rank == 2 {
+                left = left.min(32);
+            }
+        }
+        if let Some((_, _, i)) = best
+            && let Some(f) = self.remove(i)
+        {
+            self.stats.evicted_early += 1;
+            ended.push(f);
         }
     }
 
     /// Ends every flow (end of input).
     pub fn drain(&mut self, ended: &mut Vec<Flow<T>>) {
-        for i in 0..self.slots.len() {
-            if let Some(f) = self.remove(i) {
-                ended.push(f);
+        while self.drain_some(ended, usize::MAX) {}
+    }
+
+    /// Ends up to `max` flows (end of input), taking them from the end of
+    /// the table, and says whether any are left. Ending a million flows in
+    /// batches needs room for one batch in `ended`, not a second copy of the
+    /// table (which would double peak memory at the end of a run); the
+    /// table's memory is given back once it is empty.
+    pub fn drain_some(&mut self, ended: &mut Vec<Flow<T>>, max: usize) -> bool {
+        let mut n = 0;
+        while n < max {
+            let Some(slot) = self.slots.pop() else {
+                break;
+            };
+            self.deadline.truncate(self.slots.len());
+            if let Some(flow) = slot {
+                self.index
+                    .remove(&FlowKey::new(flow.proto, flow.client, flow.server));
+                ended.push(flow);
+                n += 1;
             }
         }
+        if self.slots.is_empty() {
+            self.slots = Vec::new();
+            self.deadline = Vec::new();
+            self.free = Vec::new();
+            self.index.shrink_to_fit();
+            return false;
+        }
+        true
     }
 }
 
@@ -548,39 +636,158 @@ mod tests {
         assert!(t.is_empty());
     }
 
+    fn tcp_syn(src: Endpoint, dst: Endpoint) -> PacketInfo {
+        PacketInfo {
+            proto: ipproto::TCP,
+            tcp_flags: tcpflags::SYN,
+            ..udp(src, dst)
+        }
+    }
+
     #[test]
-    fn a_full_table_evicts_idle_flows_and_refuses_when_all_are_active() {
+    fn a_full_table_evicts_idle_then_half_open_then_unbuffered_flows() {
         let limits = FlowLimits {
             max_flows: 4,
             ..FlowLimits::default()
         };
         let mut t: FlowTable<()> = FlowTable::new(limits);
         let mut ended = Vec::new();
-        for p in 0..4 {
+        let t0 = Timestamp(0);
+        let mut add = |t: &mut FlowTable<()>, now, pkt: &PacketInfo| {
+            let slot = t.lookup(now, pkt, || Initiator::Sender, &mut ended);
+            if let Slot::New(i, d) | Slot::Existing(i, d) = slot {
+                t.touch(i, d, now, 60, pkt.tcp_flags, LinkInfo::default());
+            }
+            slot
+        };
+        // Two answered UDP conversations, two unanswered SYNs.
+        for p in 0..2 {
+            add(&mut t, t0, &udp(ep(1, 1000 + p), ep(2, 53)));
+            add(&mut t, t0, &udp(ep(2, 53), ep(1, 1000 + p)));
+            add(&mut t, t0, &tcp_syn(ep(3, 3000 + p), ep(4, 443)));
+        }
+        // Full, nothing idle: a half-open connection goes, not a conversation.
+        let r = add(&mut t, t0, &udp(ep(1, 2000), ep(2, 53)));
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        let r = add(&mut t, t0, &udp(ep(1, 2001), ep(2, 53)));
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        assert_eq!(t.stats().evicted_early, 2);
+        assert_eq!(t.stats().refused, 0);
+        assert_eq!(t.len(), 4);
+        assert!(
+            ended.iter().all(|f| f.proto == ipproto::TCP),
+            "SYNs went first"
+        );
+        ended.clear();
+
+        // No half-open flow left: an active flow with nothing buffered goes.
+        let r = t.lookup(
+            t0,
+            &udp(ep(1, 2002), ep(2, 53)),
+            || Initiator::Sender,
+            &mut ended,
+        );
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(t.stats().evicted_early, 3);
+    }
+
+    #[test]
+    fn draining_in_batches_ends_every_flow_once_and_keeps_the_table_usable() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let mut ended = Vec::new();
+        for p in 0..10 {
             t.lookup(
                 Timestamp(0),
-                &udp(ep(1, 1000 + p), ep(2, 53)),
+                &udp(ep(1, p), ep(2, 53)),
                 || Initiator::Sender,
                 &mut ended,
             );
         }
+        // Free two low slots, then drain part of the table.
+        t.sweep(Timestamp(0).plus_secs(61), 0, &mut ended);
+        for i in [1, 8] {
+            ended.extend(t.remove(i));
+        }
+        assert!(t.drain_some(&mut ended, 3));
+        assert_eq!(ended.len(), 5);
+        assert_eq!(t.len(), 5);
+        // Slot 8 is past the end now; slot 1 is reused, then the table grows.
+        for p in 100..103 {
+            let r = t.lookup(
+                Timestamp(0),
+                &udp(ep(1, p), ep(2, 53)),
+                || Initiator::Sender,
+                &mut ended,
+            );
+            assert!(matches!(r, Slot::New(..)), "{r:?}");
+        }
+        assert_eq!(t.len(), 8);
+        while t.drain_some(&mut ended, 2) {}
+        assert_eq!(ended.len(), 13);
+        assert!(t.is_empty());
         let r = t.lookup(
             Timestamp(0),
-            &udp(ep(1, 2000), ep(2, 53)),
+            &udp(ep(1, 1), ep(2, 53)),
             || Initiator::Sender,
             &mut ended,
         );
-        assert!(matches!(r, Slot::Full));
-        assert_eq!(t.stats().refused, 1);
-        let later = Timestamp(0).plus_secs(10);
+        assert!(matches!(r, Slot::New(0, _)), "{r:?}");
+    }
+
+    #[test]
+    fn a_full_table_of_flows_mid_message_gives_up_the_longest_waiting() {
+        use crate::decode::TcpSegment;
+        use crate::flow::stream::{Observation, Scratch};
+        use crate::flow::tcp::{MemBudget, Sink};
+        let limits = FlowLimits {
+            max_flows: 2,
+            ..FlowLimits::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(limits);
+        let mut ended = Vec::new();
+        let (mut budget, mut scratch) = (MemBudget::new(1 << 20), Scratch::default());
+        // The start of a ClientHello that promises 512 bytes.
+        let partial = [0x16, 3, 1, 2, 4, 1, 0, 2, 0, 3, 3, 0, 0, 0, 0];
+        for p in 0..2 {
+            let pkt = tcp_syn(ep(1, 4000 + p), ep(2, 443));
+            let at = Timestamp(i64::from(p));
+            let Slot::New(i, d) = t.lookup(at, &pkt, || Initiator::Sender, &mut ended) else {
+                panic!("room for two")
+            };
+            t.touch(i, d, at, 60, tcpflags::SYN, LinkInfo::default());
+            let flow = t.get_mut(i).unwrap();
+            let Flow { tcp, pipeline, .. } = flow;
+            let dirs = tcp.as_mut().unwrap();
+            let seg = |seq, flags, payload| TcpSegment {
+                sport: 4000 + p,
+                dport: 443,
+                seq,
+                ack: 0,
+                flags,
+                payload,
+                wire_len: payload.len() as u32,
+            };
+            let mut emit = |_: Observation<'_>| {};
+            let mut sink = Sink {
+                pipeline,
+                scratch: &mut scratch,
+                budget: &mut budget,
+                emit: &mut emit,
+            };
+            dirs[0].segment(&seg(100, tcpflags::SYN, &[]), &mut sink);
+            dirs[0].segment(&seg(101, tcpflags::ACK, &partial), &mut sink);
+            assert!(dirs[0].memory() > 0, "the partial hello is buffered");
+        }
         let r = t.lookup(
-            later,
-            &udp(ep(1, 2000), ep(2, 53)),
+            Timestamp(2),
+            &udp(ep(5, 1), ep(6, 53)),
             || Initiator::Sender,
             &mut ended,
         );
-        assert!(matches!(r, Slot::New(..)));
-        assert_eq!(t.stats().evicted_early, 1);
-        assert_eq!(t.len(), 4);
+        assert!(matches!(r, Slot::New(..)), "{r:?}");
+        assert_eq!(t.stats().refused, 0);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].client.port, 4000, "the one waiting longest goes");
     }
 }

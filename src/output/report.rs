@@ -57,6 +57,9 @@ pub struct Summary {
     pub flows: u64,
     /// Conversations not tracked because the flow table was full.
     pub flows_refused: u64,
+    /// Flows ended early to make room in a full flow table (idle ones, then
+    /// unanswered connection attempts).
+    pub flows_evicted: u64,
     /// TCP directions whose reassembly was abandoned at the memory cap.
     pub streams_abandoned: u64,
     /// DNS messages parsed.

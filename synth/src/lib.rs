@@ -18,14 +18,17 @@
 //!   flat city, GeoLite2-ASN) for the GeoIP/ASN tests;
 //! - [`geo`]: the GeoIP/ASN scenario (a capture and the database records
 //!   that place its servers);
-//! - [`bulk`]: large realistic benchmark captures written by the `gen-bulk` binary.
+//! - [`bulk`]: large realistic benchmark captures written by the `gen-bulk` binary;
+//! - [`flood`]: table-exhausting floods with one Kaspersky client inside (`gen-flood`).
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod bulk;
 pub mod day;
 pub mod demo;
 pub mod dns;
+pub mod flood;
 pub mod geo;
 pub mod http;
 pub mod mmdb;

@@ -2,6 +2,8 @@
 //! `phonehome_synth::demo`), by default to `captures/demo.pcapng` relative to
 //! the current directory.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
