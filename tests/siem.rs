@@ -200,6 +200,22 @@ fn wait_for_ids(lines: impl Fn() -> Vec<String>, ids: &BTreeSet<String>) -> Vec<
     }
 }
 
+/// Polls until every id arrived `copies` times and at least `min` distinct
+/// ids did (or 30 s): rsyslog writes its file asynchronously, so what a
+/// finished sender delivered may reach the file a little later.
+fn wait_for_copies(lines: impl Fn() -> Vec<String>, min: usize, copies: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = lines();
+        let unique: BTreeSet<&String> = got.iter().collect();
+        let done = unique.len() >= min && got.len() >= copies * unique.len();
+        if done || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A synthetic alert for host number `i`.
 fn alert(i: u32) -> Alert {
     let ip: IpAddr = format!("10.1.{}.{}", i / 250, i % 250 + 1).parse().unwrap();
@@ -535,7 +551,7 @@ fn spooled_alerts_go_out_on_the_next_start() {
         "{err}"
     );
     assert!(err.contains(".spool"), "{err}");
-    let got: Vec<String> = rs.lines().iter().filter_map(received_id).collect();
+    let got = wait_for_copies(|| rs.lines().iter().filter_map(received_id).collect(), 9, 2);
     let unique: BTreeSet<String> = got.iter().cloned().collect();
     assert!(unique.len() >= 9, "{got:?}");
     assert_eq!(
@@ -892,7 +908,7 @@ fn tls_syslog_verifies_the_receiver_and_survives_its_restart() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let got: Vec<String> = rs.lines().iter().filter_map(received_id).collect();
+    let got = wait_for_copies(|| rs.lines().iter().filter_map(received_id).collect(), 9, 2);
     let n = got.iter().collect::<BTreeSet<_>>().len();
     assert!(n >= 9, "{got:?}");
     assert_eq!(got.len(), 2 * n, "{got:?}");
