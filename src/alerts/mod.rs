@@ -175,10 +175,20 @@ impl Alert {
         vendor: crate::feeds::VendorId,
         intel: &Intel,
     ) -> Option<Alert> {
-        let host = hosts.get(ip)?;
-        let c = host.contacts.iter().find(|c| c.vendor == Some(vendor))?;
+        let (host, c) = contact_of(hosts, ip, vendor)?;
         Alert::new(AlertKind::FirstContact, c.first_seen, host, c, intel)
     }
+}
+
+/// The host `ip` of `hosts` and its contact with `vendor`.
+fn contact_of(
+    hosts: &crate::hosts::HostTable,
+    ip: IpAddr,
+    vendor: crate::feeds::VendorId,
+) -> Option<(&crate::hosts::Host, &crate::hosts::Contact)> {
+    let host = hosts.get(ip)?;
+    let c = host.contacts.iter().find(|c| c.vendor == Some(vendor))?;
+    Some((host, c))
 }
 
 impl Alert {
@@ -191,8 +201,7 @@ impl Alert {
         vendor: crate::feeds::VendorId,
         intel: &Intel,
     ) -> Option<Alert> {
-        let host = hosts.get(ip)?;
-        let c = host.contacts.iter().find(|c| c.vendor == Some(vendor))?;
+        let (host, c) = contact_of(hosts, ip, vendor)?;
         let ts = c.beacon.confirmed_at.unwrap_or(c.last_seen);
         let mut a = Alert::new(AlertKind::Beacon, ts, host, c, intel)?;
         a.beacon = c

@@ -4,48 +4,15 @@
 //! ClientHellos spread over two segments, HTTP, QUIC and the beacon names.
 //! Skips with a message if tshark is absent.
 
+mod common;
+use common::{TSHARK, fields};
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
-use std::process::Command;
 
 use phonehome_synth::bulk::{self, BulkConfig};
-
-const TSHARK: &str = "/usr/bin/tshark";
-
-/// Tab-separated `-T fields` rows for the frames matching `filter`.
-fn fields(file: &Path, names: &[&str], filter: &str) -> Vec<Vec<String>> {
-    let mut cmd = Command::new(TSHARK);
-    cmd.arg("-r").arg(file);
-    for opt in [
-        "tcp.desegment_tcp_streams:TRUE",
-        "tcp.reassemble_out_of_order:TRUE",
-        "tls.desegment_ssl_records:TRUE",
-        "ip.check_checksum:TRUE",
-        "tcp.check_checksum:TRUE",
-        "udp.check_checksum:TRUE",
-    ] {
-        cmd.args(["-o", opt]);
-    }
-    cmd.args(["-T", "fields"]);
-    for n in names {
-        cmd.args(["-e", n]);
-    }
-    if !filter.is_empty() {
-        cmd.args(["-Y", filter]);
-    }
-    let out = cmd.output().expect("tshark runs");
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
-}
 
 #[test]
 fn bulk_capture_dissects_cleanly_with_the_advertised_mix() {

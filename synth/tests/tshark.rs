@@ -4,10 +4,12 @@
 //! packets, bad checksums or other expert errors. Skips with a message if
 //! tshark is absent.
 
+mod common;
+use common::{TSHARK, fields};
+
 use std::collections::BTreeSet;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use phonehome_synth::demo;
 use phonehome_synth::dns::{self, Answer, DnsMessage};
@@ -15,22 +17,6 @@ use phonehome_synth::packet::{self, IPPROTO_UDP, Ipv6Ext};
 use phonehome_synth::pcapfile::{Endian, TsPrecision};
 use phonehome_synth::session::{CaptureBuilder, Link, MILLI, SECOND, TcpConn, dns_lookup};
 use phonehome_synth::tls::{self, ClientHelloSpec};
-
-const TSHARK: &str = "/usr/bin/tshark";
-const OPTS: &[&str] = &[
-    "-o",
-    "tcp.desegment_tcp_streams:TRUE",
-    "-o",
-    "tcp.reassemble_out_of_order:TRUE",
-    "-o",
-    "tls.desegment_ssl_records:TRUE",
-    "-o",
-    "ip.check_checksum:TRUE",
-    "-o",
-    "tcp.check_checksum:TRUE",
-    "-o",
-    "udp.check_checksum:TRUE",
-];
 
 fn tshark_available() -> bool {
     let found = Path::new(TSHARK).exists();
@@ -42,28 +28,6 @@ fn tshark_available() -> bool {
 
 fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("phonehome-synth-{}-{name}", std::process::id()))
-}
-
-/// Tab-separated `-T fields` rows for the frames matching `filter`.
-fn fields(file: &Path, names: &[&str], filter: &str) -> Vec<Vec<String>> {
-    let mut cmd = Command::new(TSHARK);
-    cmd.arg("-r").arg(file).args(OPTS).args(["-T", "fields"]);
-    names.iter().for_each(|n| {
-        cmd.args(["-e", n]);
-    });
-    if !filter.is_empty() {
-        cmd.args(["-Y", filter]);
-    }
-    let out = cmd.output().expect("tshark runs");
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
 }
 
 /// Every non-empty value of column `i` (comma-separated occurrences split).
