@@ -234,6 +234,28 @@ impl Engine {
         self.end_flows(events);
     }
 
+    /// [`Engine::process`] for a frame its caller has decoded already (the
+    /// pipeline's reading thread decodes every frame to pick its worker).
+    pub fn process_packet(
+        &mut self,
+        frame: &Frame<'_>,
+        p: &Packet<'_>,
+        events: &mut dyn EventSink,
+    ) {
+        self.counters.count(frame);
+        self.advance_clock(frame.ts);
+        self.packet(p, frame.ts, frame.orig_len, &mut *events);
+        self.flows
+            .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
+        self.end_flows(events);
+    }
+
+    /// [`Engine::learn_dns`] for a decoded packet.
+    pub fn learn_dns_packet(&mut self, p: &Packet<'_>, ts: Timestamp) {
+        self.advance_clock(ts);
+        self.learn_packet(p, ts);
+    }
+
     /// Processes a datagram that the dispatcher reassembled from fragments
     /// (whose frames it counted).
     pub fn process_datagram(
@@ -278,6 +300,8 @@ impl Engine {
     fn learn_packet(&mut self, p: &Packet<'_>, ts: Timestamp) {
         if let L4::Udp(u) = p.transport
             && carries_dns_answer(u.sport, u.dport, u.payload)
+            // Only vendor answers are learnt: skip the parse of any other.
+            && self.analysis.intel().matcher.may_name_in(u.payload)
             && self.scratch.dns.parse(u.payload)
         {
             self.analysis.learn(ts, p.dst, &self.scratch.dns);

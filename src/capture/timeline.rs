@@ -132,6 +132,11 @@ impl Timeline {
                 }
             }
         }
+        if self.pending.is_empty() && self.active.len() == 1 {
+            // One file left: nothing to merge.
+            self.last = Some(0);
+            return self.active.first().and_then(|f| f.frame());
+        }
         loop {
             let earliest = self.earliest();
             let admit = match (self.pending.last(), earliest) {

@@ -31,6 +31,12 @@ pub(crate) const RELEASE_EVERY: usize = 64 * 1024 * 1024;
 /// lies there: a record is at most 4 MiB).
 const KEEP_BEHIND: usize = 8 * 1024 * 1024;
 
+/// A mapped file's page tables are filled ahead of the position in steps
+/// this big (MADV_POPULATE_READ, Linux 5.14+): one call maps 4 MiB of
+/// cached pages, where touching them would take one page fault per few
+/// pages (measured: page faults were 5 % of the analysis's CPU time).
+const POPULATE_CHUNK: usize = 4 * 1024 * 1024;
+
 /// Page size assumed for alignment (a multiple of every Linux page size
 /// below it; madvise needs an aligned start).
 const PAGE: usize = 64 * 1024;
@@ -43,6 +49,8 @@ pub(crate) enum Window {
         pos: usize,
         /// Bytes before this offset were released from the process.
         released: usize,
+        /// Page tables are filled up to this offset.
+        populated: usize,
     },
     /// A byte stream read through a bounded buffer.
     Stream {
@@ -88,10 +96,12 @@ impl Window {
     pub(crate) fn mapped(map: Mmap) -> Self {
         // Only a hint: reading works the same if the kernel ignores it.
         let _ = map.advise(memmap2::Advice::Sequential);
+        let populated = populate(&map, 0);
         Window::Mapped {
             map,
             pos: 0,
             released: 0,
+            populated,
         }
     }
 
@@ -163,8 +173,16 @@ impl Window {
     /// Moves the position forward by `n` bytes (at most the available ones).
     pub(crate) fn consume(&mut self, n: usize) {
         match self {
-            Window::Mapped { map, pos, released } => {
+            Window::Mapped {
+                map,
+                pos,
+                released,
+                populated,
+            } => {
                 *pos = (*pos + n).min(map.len());
+                if *pos + POPULATE_CHUNK / 2 >= *populated {
+                    *populated = populate(map, *populated);
+                }
                 if *pos >= *released + RELEASE_EVERY + KEEP_BEHIND {
                     let upto = (*pos - KEEP_BEHIND) / PAGE * PAGE;
                     release(map, *released, upto);
@@ -180,6 +198,18 @@ impl Window {
             }
         }
     }
+}
+
+/// Fills the page tables of the next [`POPULATE_CHUNK`] bytes of `map`
+/// from `from` and returns where that chunk ends. Only a hint: on older
+/// kernels (or any failure) the pages are faulted in on access as usual.
+fn populate(map: &Mmap, from: usize) -> usize {
+    let to = from.saturating_add(POPULATE_CHUNK).min(map.len());
+    if to > from {
+        #[cfg(target_os = "linux")]
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, from, to - from);
+    }
+    to
 }
 
 /// Drops the pages of `map[from..to]` from the process (not from the page

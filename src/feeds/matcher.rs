@@ -7,6 +7,13 @@
 //! (exact beats suffix on the same name). Addresses: a prefix trie per
 //! family, longest prefix wins. No allocation per query: names are
 //! lowercased into a stack buffer.
+//!
+//! A prefilter ([`Matcher::may_name_in`]) tells, from a DNS message's raw
+//! bytes, whether any name in it could match a name rule: every label of a
+//! matching name appears in the message as label bytes (compression
+//! pointers point inside the message), so a message that contains no
+//! rule's longest label (in any case) cannot name a vendor, and need not be
+//! parsed at all when only vendor answers matter (passive DNS).
 
 use super::{Feeds, RuleId, RuleKind};
 use foldhash::HashMap;
@@ -32,7 +39,8 @@ pub struct NameMatch {
 /// Compiled feeds.
 #[derive(Debug)]
 pub struct Matcher {
-    names: HashMap<Box<str>, NameRules>,
+    /// Lowercase names (as bytes: lookups need no UTF-8 check).
+    names: HashMap<Box<[u8]>, NameRules>,
     v4: PrefixMap<Ipv4Net, RuleId>,
     v6: PrefixMap<Ipv6Net, RuleId>,
     asns: HashMap<u32, RuleId>,
@@ -43,6 +51,29 @@ pub struct Matcher {
     fallback: HashMap<(super::VendorId, IpAddr), RuleId>,
     /// (IP protocol, first port, last port, rule), in feed order.
     ports: Vec<(u8, u16, u16, RuleId)>,
+    /// The longest label of every name rule (None: no name rules, or the
+    /// automaton could not be built — then every message is parsed).
+    anchors: Option<aho_corasick::AhoCorasick>,
+}
+
+/// The prefilter over the longest label of each name (ASCII case-blind).
+fn anchors<'a>(names: impl Iterator<Item = &'a [u8]>) -> Option<aho_corasick::AhoCorasick> {
+    let mut labels: Vec<&[u8]> = names
+        .filter_map(|n| n.split(|&b| b == b'.').max_by_key(|l| l.len()))
+        .filter(|l| !l.is_empty())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.is_empty() {
+        return None;
+    }
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        // A full DFA: one table lookup per byte (a few hundred labels
+        // make a table of a few hundred KB).
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(labels)
+        .ok()
 }
 
 /// Longest name looked up (RFC 1035 limit on the text form).
@@ -64,15 +95,16 @@ impl Matcher {
             ja4: HashMap::default(),
             fallback: HashMap::default(),
             ports: Vec::new(),
+            anchors: None,
         };
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
             match r.kind {
                 RuleKind::Suffix => {
-                    m.names.entry(r.value.as_str().into()).or_default().suffix = Some(id)
+                    m.names.entry(r.value.as_bytes().into()).or_default().suffix = Some(id)
                 }
                 RuleKind::Exact => {
-                    m.names.entry(r.value.as_str().into()).or_default().exact = Some(id)
+                    m.names.entry(r.value.as_bytes().into()).or_default().exact = Some(id)
                 }
                 RuleKind::Cidr => match r.value.parse::<IpNet>() {
                     Ok(IpNet::V4(n)) => {
@@ -116,7 +148,18 @@ impl Matcher {
                 }
             }
         }
+        m.anchors = anchors(m.names.keys().map(|k| &**k));
         m
+    }
+
+    /// Whether a DNS message (its raw bytes) could hold a name that some
+    /// name rule matches (see the module doc). False means surely not;
+    /// true means parse it and look.
+    pub fn may_name_in(&self, raw: &[u8]) -> bool {
+        match &self.anchors {
+            Some(ac) => ac.is_match(raw),
+            None => !self.names.is_empty(),
+        }
     }
 
     /// The most specific rule for a host name (any case, trailing dot allowed).
@@ -129,9 +172,7 @@ impl Matcher {
         let lower = &mut buf[..name.len()];
         lower.copy_from_slice(name.as_bytes());
         lower.make_ascii_lowercase();
-        // Only ASCII bytes changed, so this is still UTF-8.
-        let lower = std::str::from_utf8(lower).ok()?;
-        let mut candidate = lower;
+        let mut candidate: &[u8] = lower;
         let mut first = true;
         loop {
             if let Some(r) = self.names.get(candidate) {
@@ -143,9 +184,13 @@ impl Matcher {
                 }
             }
             first = false;
-            match candidate.split_once('.') {
-                Some((_, parent)) if !parent.is_empty() => candidate = parent,
-                _ => return None,
+            // The parent: what follows the first dot.
+            match candidate.iter().position(|&b| b == b'.') {
+                Some(dot) => match candidate.get(dot + 1..) {
+                    Some(parent) if !parent.is_empty() => candidate = parent,
+                    _ => return None,
+                },
+                None => return None,
             }
         }
     }

@@ -4,8 +4,11 @@
 //! TCP streams for the application parsers (`quic.rs`: QUIC ClientHellos
 //! over UDP), and expires idle conversations.
 //!
-//! The table is a slab of flows indexed by a seeded hash map (attackers
-//! choose the tuples, so the hash is keyed). Expiry is incremental: each
+//! The table is a slab of flows indexed by a seeded hash table of slot
+//! numbers (attackers choose the tuples, so the hash is keyed). The index
+//! holds only 4-byte slot numbers — a million flows index in ~5 MB, which
+//! stays in cache — and each flow keeps its hash, so removing a flow never
+//! rehashes its tuple. Expiry is incremental: each
 //! packet lets the sweeper look at a few slots, so no packet ever pays for a
 //! scan of the whole table. The table has a hard cap ([`FlowLimits`]); when
 //! it is full, idle flows are evicted early, and if none can go the new flow
@@ -17,7 +20,8 @@ pub mod tcp;
 
 use crate::capture::Timestamp;
 use crate::decode::{LinkInfo, ipproto, tcpflags};
-use foldhash::HashMap;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use stream::{AppStream, Pipeline};
 use tcp::TcpDirection;
@@ -64,18 +68,30 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FlowKey {
-    proto: u8,
-    lo: Endpoint,
-    hi: Endpoint,
+/// An address as 128 bits (IPv4 in the low 32), for hashing and ordering
+/// the two ends of a tuple.
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v) ^ (1 << 127),
+    }
 }
 
-impl FlowKey {
-    fn new(proto: u8, a: Endpoint, b: Endpoint) -> Self {
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        FlowKey { proto, lo, hi }
-    }
+/// The slot after `i` in a table of `len`, wrapping to 0 (no division: the
+/// sweeper calls this a few times per packet).
+fn next_slot(i: usize, len: usize) -> usize {
+    if i + 1 >= len { 0 } else { i + 1 }
+}
+
+/// The keyed hash of a conversation, the same for both directions.
+fn tuple_hash(hasher: &foldhash::fast::RandomState, proto: u8, a: Endpoint, b: Endpoint) -> u64 {
+    let (a, b) = ((addr_bits(a.addr), a.port), (addr_bits(b.addr), b.port));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = hasher.build_hasher();
+    h.write_u128(lo.0);
+    h.write_u128(hi.0);
+    h.write_u64(u64::from(proto) << 32 | u64::from(lo.1) << 16 | u64::from(hi.1));
+    h.finish()
 }
 
 /// One conversation.
@@ -106,11 +122,20 @@ pub struct Flow<T> {
     pub quic: quic::QuicState,
     /// FIN seen per direction; RST.
     closed: u8,
+    /// Its tuple's hash in the table's index.
+    hash: u64,
     /// The analysis stage's data about this flow.
     pub user: T,
 }
 
 impl<T> Flow<T> {
+    /// Whether this is the conversation of a packet from `src` to `dst`.
+    fn is(&self, proto: u8, src: &Endpoint, dst: &Endpoint) -> bool {
+        self.proto == proto
+            && ((self.client == *src && self.server == *dst)
+                || (self.client == *dst && self.server == *src))
+    }
+
     /// Whether the connection has ended (FIN both ways or RST).
     pub fn is_closed(&self) -> bool {
         self.closed & 0b11 == 0b11 || self.closed & 0b100 != 0
@@ -208,7 +233,9 @@ pub enum Slot {
 #[derive(Debug)]
 pub struct FlowTable<T> {
     limits: FlowLimits,
-    index: HashMap<FlowKey, u32>,
+    /// Slot numbers, by [`tuple_hash`] (equality is checked on the slot).
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     slots: Vec<Option<Flow<T>>>,
     /// Per slot, a time before which its flow cannot have expired (nanos;
     /// `i64::MAX` for a free slot). The sweeper scans this dense array and
@@ -249,7 +276,8 @@ impl<T: Default> FlowTable<T> {
     pub fn new(limits: FlowLimits) -> Self {
         FlowTable {
             limits,
-            index: HashMap::default(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             slots: Vec::new(),
             deadline: Vec::new(),
             free: Vec::new(),
@@ -314,8 +342,15 @@ impl<T: Default> FlowTable<T> {
         } = *pkt;
         self.advance(now);
         let clock = self.clock;
-        let key = FlowKey::new(proto, src, dst);
-        if let Some(&i) = self.index.get(&key) {
+        let hash = tuple_hash(&self.hasher, proto, src, dst);
+        let slots = &self.slots;
+        let found = self.index.find(hash, |&i| {
+            slots
+                .get(i as usize)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|f| f.is(proto, &src, &dst))
+        });
+        if let Some(&i) = found {
             let i = i as usize;
             let limits = self.limits;
             let (closed, idle) = self
@@ -389,6 +424,7 @@ impl<T: Default> FlowTable<T> {
             pipeline: Pipeline::default(),
             quic: quic::QuicState::default(),
             closed: 0,
+            hash,
             user: T::default(),
         };
         let deadline = flow.deadline(&self.limits);
@@ -412,7 +448,13 @@ impl<T: Default> FlowTable<T> {
                 self.slots.len() - 1
             }
         };
-        self.index.insert(key, i as u32);
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i as u32, |&j| {
+            slots
+                .get(j as usize)
+                .and_then(|s| s.as_ref())
+                .map_or(0, |f| f.hash)
+        });
         self.stats.created += 1;
         Slot::New(i, dir)
     }
@@ -450,13 +492,19 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
+    /// Removes slot `slot`'s entry from the index.
+    fn unindex(&mut self, hash: u64, slot: usize) {
+        if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == slot) {
+            e.remove();
+        }
+    }
+
     fn remove(&mut self, slot: usize) -> Option<Flow<T>> {
         let flow = self.slots.get_mut(slot)?.take()?;
         if let Some(d) = self.deadline.get_mut(slot) {
             *d = i64::MAX;
         }
-        let key = FlowKey::new(flow.proto, flow.client, flow.server);
-        self.index.remove(&key);
+        self.unindex(flow.hash, slot);
         self.free.push(slot as u32);
         Some(flow)
     }
@@ -471,7 +519,7 @@ impl<T: Default> FlowTable<T> {
             return;
         }
         for _ in 0..n.min(len) {
-            self.sweep_at = (self.sweep_at + 1) % len;
+            self.sweep_at = next_slot(self.sweep_at, len);
             let i = self.sweep_at;
             if self.deadline.get(i).is_none_or(|d| now.0 <= *d) {
                 continue;
@@ -516,7 +564,7 @@ impl<T: Default> FlowTable<T> {
         let mut left = 4096.min(len);
         while left > 0 {
             left -= 1;
-            self.sweep_at = (self.sweep_at + 1) % len;
+            self.sweep_at = next_slot(self.sweep_at, len);
             let i = self.sweep_at;
             let Some(f) = self.slots[i].as_ref() else {
                 continue;
@@ -566,8 +614,8 @@ impl<T: Default> FlowTable<T> {
             };
             self.deadline.truncate(self.slots.len());
             if let Some(flow) = slot {
-                self.index
-                    .remove(&FlowKey::new(flow.proto, flow.client, flow.server));
+                let slot = self.slots.len();
+                self.unindex(flow.hash, slot);
                 ended.push(flow);
                 n += 1;
             }
@@ -576,7 +624,7 @@ impl<T: Default> FlowTable<T> {
             self.slots = Vec::new();
             self.deadline = Vec::new();
             self.free = Vec::new();
-            self.index.shrink_to_fit();
+            self.index = HashTable::new();
             return false;
         }
         true

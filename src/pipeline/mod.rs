@@ -105,6 +105,14 @@ pub struct Workers {
     defrag: crate::decode::defrag::DefragLimits,
     drops: Arc<[AtomicU64]>,
     depth: usize,
+    /// Ends of the writers' queues for a worker on the reading thread
+    /// ([`Pipeline`]); dropped by [`Workers::finish`] before it waits for
+    /// the writers.
+    spare: Option<(Option<Sender<Vec<u8>>>, Option<Sender<Vec<Alert>>>)>,
+    /// Each worker's limits.
+    worker_limits: Limits,
+    intel: Arc<Intel>,
+    internal: Vec<IpNet>,
 }
 
 /// A dispatcher's own counters, handed back when it finishes.
@@ -133,6 +141,12 @@ pub struct Dispatcher {
     max_batches: usize,
     overflow: Overflow,
     drops: Arc<[AtomicU64]>,
+    /// A worker run on the dispatcher's own thread (offline, few threads):
+    /// it owns shard `open.len()`, and its packets are analysed in place
+    /// instead of being copied to another thread.
+    local: Option<Box<worker::Worker>>,
+    /// Packets given to `local` since its event lines were last handed over.
+    local_pending: usize,
 }
 
 /// The offline pipeline: one dispatcher on the reading thread and its
@@ -249,6 +263,34 @@ impl Workers {
         events: Option<Box<dyn Write + Send>>,
         alerts: Option<Box<dyn AlertSink>>,
     ) -> io::Result<Self> {
+        Self::start_sharded(
+            intel,
+            internal,
+            limits,
+            workers,
+            workers,
+            dispatchers,
+            depth,
+            events,
+            alerts,
+        )
+    }
+
+    /// [`Workers::start_with_depth`] where the caps are divided among
+    /// `shards` (at least `workers`: the others run elsewhere, see
+    /// [`Pipeline`]).
+    #[allow(clippy::too_many_arguments)]
+    fn start_sharded(
+        intel: Arc<Intel>,
+        internal: Vec<IpNet>,
+        limits: &Limits,
+        workers: usize,
+        shards: usize,
+        dispatchers: usize,
+        depth: usize,
+        events: Option<Box<dyn Write + Send>>,
+        alerts: Option<Box<dyn AlertSink>>,
+    ) -> io::Result<Self> {
         let n = workers.max(1);
         let depth = depth.max(1);
         let (spent_tx, spent) = bounded(dispatchers.max(1) * (n * (depth + 2) + n));
@@ -272,7 +314,7 @@ impl Workers {
             }
             None => (None, None),
         };
-        let wl = worker_limits(limits, n);
+        let wl = worker_limits(limits, shards.max(n));
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
@@ -293,10 +335,14 @@ impl Workers {
             writer,
             alert_writer,
             host_limits: limits.hosts,
-            sharder: Sharder::new(internal, n),
+            sharder: Sharder::new(internal.clone(), n),
             defrag: limits.defrag,
             drops: (0..n).map(|_| AtomicU64::new(0)).collect(),
             depth,
+            spare: Some((event_tx, alert_tx)),
+            worker_limits: wl,
+            intel,
+            internal,
         })
     }
 
@@ -325,6 +371,8 @@ impl Workers {
             max_batches: n * (self.depth + 2) + n,
             overflow,
             drops: Arc::clone(&self.drops),
+            local: None,
+            local_pending: 0,
         }
     }
 
@@ -391,8 +439,15 @@ impl Workers {
     /// Ends the input: the dispatchers must have finished (their results are
     /// given here); the workers finish their conversations, and everything
     /// is merged.
-    pub fn finish(mut self, dispatched: &[Dispatched]) -> Merged {
+    pub fn finish(self, dispatched: &[Dispatched]) -> Merged {
+        self.finish_with(dispatched, Vec::new())
+    }
+
+    /// [`Workers::finish`], merging also the results of workers that ran
+    /// elsewhere (on the reading thread).
+    fn finish_with(mut self, dispatched: &[Dispatched], others: Vec<WorkerResult>) -> Merged {
         self.queues.clear();
+        self.spare = None;
         let mut stats = EngineStats::default();
         for d in dispatched {
             stats.counters.merge(&d.counters);
@@ -400,11 +455,15 @@ impl Workers {
         }
         let mut hosts = HostTable::new(self.host_limits);
         let mut events = 0;
-        for h in self.workers.drain(..) {
-            let r = match h.join() {
+        let joined: Vec<WorkerResult> = self
+            .workers
+            .drain(..)
+            .map(|h| match h.join() {
                 Ok(r) => r,
                 Err(panic) => std::panic::resume_unwind(panic),
-            };
+            })
+            .collect();
+        for r in others.into_iter().chain(joined) {
             stats.merge(&r.stats);
             events += r.events;
             hosts.merge(r.hosts);
@@ -448,20 +507,7 @@ impl Dispatcher {
                 let w = self.sharder.worker((p.src, sport), (p.dst, dport));
                 let answer = matches!(p.transport, Transport::Udp(u)
                     if carries_dns_answer(u.sport, u.dport, u.payload));
-                if answer {
-                    for (i, b) in self.open.iter_mut().enumerate() {
-                        let role = if i == w { Role::Home } else { Role::DnsAnswer };
-                        b.push_frame(frame, clock, role);
-                    }
-                    self.send_full();
-                } else {
-                    if let Some(b) = self.open.get_mut(w) {
-                        b.push_frame(frame, clock, Role::Home);
-                    }
-                    if self.open.get(w).is_some_and(Batch::is_full) {
-                        self.send(w);
-                    }
-                }
+                self.deliver_frame(frame, &p, clock, w, answer);
             }
             Decoded::Fragment(f) => {
                 self.counters.count(frame);
@@ -469,6 +515,8 @@ impl Dispatcher {
                     defrag,
                     sharder,
                     open,
+                    local,
+                    local_pending,
                     ..
                 } = self;
                 if let Some(r) = defrag.push(frame.ts, &f) {
@@ -482,6 +530,14 @@ impl Dispatcher {
                         } else if answer {
                             b.push_datagram(&r, frame.ts, clock, Role::DnsAnswer);
                         }
+                    }
+                    if let Some(l) = local.as_mut() {
+                        if w == open.len() {
+                            l.datagram(&r, frame.ts, clock, Role::Home);
+                        } else if answer {
+                            l.datagram(&r, frame.ts, clock, Role::DnsAnswer);
+                        }
+                        *local_pending += 1;
                     }
                     self.send_full();
                 }
@@ -497,6 +553,48 @@ impl Dispatcher {
             Decoded::Malformed(_) => {
                 self.counters.count(frame);
                 self.counters.malformed += 1;
+            }
+        }
+    }
+
+    /// Hands a frame to worker `w` (and, if it is a DNS answer, to every
+    /// other worker to learn from).
+    fn deliver_frame(
+        &mut self,
+        frame: &Frame<'_>,
+        p: &decode::Packet<'_>,
+        clock: crate::capture::Timestamp,
+        w: usize,
+        answer: bool,
+    ) {
+        let remote = self.open.len();
+        if let Some(l) = self.local.as_mut()
+            && (w == remote || answer)
+        {
+            let role = if w == remote {
+                Role::Home
+            } else {
+                Role::DnsAnswer
+            };
+            l.packet(frame, p, clock, role);
+            self.local_pending += 1;
+            if self.local_pending >= BATCH_ITEMS {
+                self.local_pending = 0;
+                l.hand_over();
+            }
+        }
+        if answer {
+            for (i, b) in self.open.iter_mut().enumerate() {
+                let role = if i == w { Role::Home } else { Role::DnsAnswer };
+                b.push_frame(frame, clock, role);
+            }
+            self.send_full();
+        } else if w < remote {
+            if let Some(b) = self.open.get_mut(w) {
+                b.push_frame(frame, clock, Role::Home);
+            }
+            if self.open.get(w).is_some_and(Batch::is_full) {
+                self.send(w);
             }
         }
     }
@@ -624,8 +722,38 @@ impl Pipeline {
         events: Option<Box<dyn Write + Send>>,
         alerts: Option<Box<dyn AlertSink>>,
     ) -> io::Result<Self> {
-        let workers = Workers::start(intel, internal, limits, workers, 1, events, alerts)?;
-        let dispatcher = workers.dispatcher(Overflow::Wait);
+        let threads = workers.max(1);
+        let shares = reader_shares(threads);
+        if shares.last().is_none_or(|&local| local == 0) {
+            // Many threads: the reading thread only dispatches.
+            let workers = Workers::start(intel, internal, limits, threads, 1, events, alerts)?;
+            let dispatcher = workers.dispatcher(Overflow::Wait);
+            return Ok(Pipeline {
+                workers,
+                dispatcher,
+            });
+        }
+        let remote = threads - 1;
+        let mut workers = Workers::start_sharded(
+            intel,
+            internal.clone(),
+            limits,
+            remote,
+            threads,
+            1,
+            QUEUE_DEPTH,
+            events,
+            alerts,
+        )?;
+        workers.sharder = Sharder::with_shares(internal, &shares);
+        let mut dispatcher = workers.dispatcher(Overflow::Wait);
+        let (events, alerts) = workers.spare.clone().unwrap_or_default();
+        let engine = Engine::new(
+            Arc::clone(&workers.intel),
+            workers.internal.clone(),
+            &workers.worker_limits,
+        );
+        dispatcher.local = Some(Box::new(worker::Worker::new(engine, events, alerts)));
         Ok(Pipeline {
             workers,
             dispatcher,
@@ -644,10 +772,39 @@ impl Pipeline {
 
     /// Ends the input: the workers finish their conversations, and their
     /// results are merged.
-    pub fn finish(self) -> Merged {
+    pub fn finish(mut self) -> Merged {
+        let local = self.dispatcher.local.take();
         let d = self.dispatcher.finish();
-        self.workers.finish(&[d])
+        let others = local.map(|l| l.finish()).into_iter().collect();
+        self.workers.finish_with(&[d], others)
     }
+}
+
+/// The reading thread's cost per packet (read, decode, pick a worker, copy)
+/// relative to a worker's (decode and analyse), measured with
+/// benches/throughput.sh on the realistic mix.
+const READER_COST: f64 = 0.46;
+
+/// How an offline pipeline of `threads` threads splits the hosts, in
+/// thousandths: the `threads - 1` worker threads, then the reading thread,
+/// which analyses its own share in place and hands out the rest. Its share
+/// is what leaves it as busy as a worker thread: with reading costing `r`
+/// of a worker's work per packet, `r + f = (1 - f) / (n - 1)`. With many
+/// threads reading alone fills it (share 0: it only dispatches).
+fn reader_shares(threads: usize) -> Vec<u32> {
+    if threads < 2 {
+        return vec![1000];
+    }
+    let others = (threads - 1) as f64;
+    let f = ((1.0 / others - READER_COST) / (1.0 + 1.0 / others)).clamp(0.0, 1.0);
+    let local = (f * 1000.0).round() as u32;
+    if local < 50 {
+        return Vec::new();
+    }
+    let each = ((1000 - local) as f64 / others).round() as u32;
+    let mut v = vec![each; threads - 1];
+    v.push(local);
+    v
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ const SERVICE_PORTS: [u16; 18] = [
 pub struct Sharder {
     internal: Vec<IpNet>,
     workers: usize,
+    /// With unequal shares: the upper end (exclusive, in the high 32 bits
+    /// of the host's hash) of each worker's range; empty when all are equal.
+    bounds: Vec<u64>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -71,8 +74,25 @@ impl Sharder {
         Sharder {
             internal,
             workers: workers.max(1),
+            bounds: Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
         }
+    }
+
+    /// A sharder giving worker `i` a part of the hosts proportional to
+    /// `shares[i]` (at least one worker; a zero share gets no host).
+    pub fn with_shares(internal: Vec<IpNet>, shares: &[u32]) -> Self {
+        let mut s = Sharder::new(internal, shares.len());
+        let total: u64 = shares.iter().map(|&x| u64::from(x)).sum::<u64>().max(1);
+        let mut acc = 0u64;
+        s.bounds = shares
+            .iter()
+            .map(|&x| {
+                acc += u64::from(x);
+                (acc << 32) / total
+            })
+            .collect();
+        s
     }
 
     /// The host side of a conversation between `a` and `b` (address, port).
@@ -108,6 +128,13 @@ impl Sharder {
     /// The worker that owns host `ip`.
     pub fn worker_of_host(&self, ip: IpAddr) -> usize {
         let h = self.hasher.hash_one(ip);
+        if !self.bounds.is_empty() {
+            let x = h >> 32;
+            return self
+                .bounds
+                .partition_point(|&b| b <= x)
+                .min(self.workers - 1);
+        }
         // Multiply-shift: uses the high bits, no division.
         ((u128::from(h) * self.workers as u128) >> 64) as usize
     }
@@ -166,6 +193,20 @@ mod tests {
             s.host_side(ep("100.64.3.3", 443), ep("203.0.113.5", 443)),
             ip("100.64.3.3")
         );
+    }
+
+    #[test]
+    fn unequal_shares_split_hosts_in_proportion() {
+        let s = Sharder::with_shares(Vec::new(), &[3, 1, 0, 4]);
+        let mut seen = [0usize; 4];
+        for i in 0..8000u32 {
+            let a = IpAddr::from((0x0a00_0000u32 + i).to_be_bytes());
+            seen[s.worker((a, 40000), ep("8.8.8.8", 53))] += 1;
+        }
+        assert_eq!(seen[2], 0, "{seen:?}");
+        for (n, want) in [(seen[0], 3000), (seen[1], 1000), (seen[3], 4000)] {
+            assert!(n.abs_diff(want) < want / 8, "{seen:?}");
+        }
     }
 
     #[test]

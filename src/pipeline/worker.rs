@@ -9,6 +9,9 @@ use super::batch::{Entry, Role};
 use super::{Msg, Snapshot};
 use crate::alerts::{self, Alert};
 use crate::analyze::{Engine, EngineStats};
+use crate::capture::{Frame, Timestamp};
+use crate::decode::Packet;
+use crate::decode::defrag::Reassembled;
 use crate::hosts::{EventSink, HostTable, NoEvents};
 use crate::output::EventLog;
 use crossbeam_channel::{Receiver, Sender};
@@ -58,111 +61,178 @@ impl Alerter {
     }
 }
 
+/// A worker's engine with its event log and alert raiser: what a worker
+/// thread runs, and what the reading thread runs itself when it also works
+/// (see [`super::Pipeline`]).
+pub(crate) struct Worker {
+    engine: Engine,
+    log: Option<EventLog<Vec<u8>>>,
+    events: Option<Sender<Vec<u8>>>,
+    alerter: Alerter,
+}
+
+impl Worker {
+    /// A worker over `engine`, handing its event lines and alerts to the
+    /// writers (if any).
+    pub(crate) fn new(
+        mut engine: Engine,
+        events: Option<Sender<Vec<u8>>>,
+        alerts: Option<Sender<Vec<Alert>>>,
+    ) -> Self {
+        engine.analysis.hosts.watch_new(alerts.is_some());
+        Worker {
+            engine,
+            log: events.as_ref().map(|_| EventLog::new(Vec::new())),
+            events,
+            alerter: Alerter {
+                to: alerts,
+                pairs: Vec::new(),
+                ready: Vec::new(),
+            },
+        }
+    }
+
+    /// Analyses one frame (`Role::Home`) or learns its DNS answers.
+    pub(crate) fn frame(&mut self, f: &Frame<'_>, clock: Timestamp, role: Role) {
+        self.engine.advance_clock(clock);
+        match role {
+            Role::Home => {
+                let mut none = NoEvents;
+                let sink: &mut dyn EventSink = match self.log.as_mut() {
+                    Some(l) => l,
+                    None => &mut none,
+                };
+                self.engine.process(f, sink);
+                self.alerter.check(&mut self.engine);
+            }
+            Role::DnsAnswer => self.engine.learn_dns(f),
+        }
+    }
+
+    /// [`Worker::frame`] for a frame decoded already.
+    pub(crate) fn packet(&mut self, f: &Frame<'_>, p: &Packet<'_>, clock: Timestamp, role: Role) {
+        self.engine.advance_clock(clock);
+        match role {
+            Role::Home => {
+                let mut none = NoEvents;
+                let sink: &mut dyn EventSink = match self.log.as_mut() {
+                    Some(l) => l,
+                    None => &mut none,
+                };
+                self.engine.process_packet(f, p, sink);
+                self.alerter.check(&mut self.engine);
+            }
+            Role::DnsAnswer => self.engine.learn_dns_packet(p, f.ts),
+        }
+    }
+
+    /// [`Worker::frame`] for a datagram reassembled from fragments.
+    pub(crate) fn datagram(
+        &mut self,
+        d: &Reassembled<'_>,
+        ts: Timestamp,
+        clock: Timestamp,
+        role: Role,
+    ) {
+        self.engine.advance_clock(clock);
+        match role {
+            Role::Home => {
+                let mut none = NoEvents;
+                let sink: &mut dyn EventSink = match self.log.as_mut() {
+                    Some(l) => l,
+                    None => &mut none,
+                };
+                self.engine.process_datagram(d, ts, sink);
+                self.alerter.check(&mut self.engine);
+            }
+            Role::DnsAnswer => self.engine.learn_dns_datagram(d, ts),
+        }
+    }
+
+    /// Handles one message from the queue.
+    fn message(&mut self, msg: Msg, spent: &Sender<super::Batch>) {
+        match msg {
+            Msg::Batch(mut batch) => {
+                for entry in batch.entries() {
+                    match entry {
+                        Entry::Frame(f, clock, role) => self.frame(&f, clock, role),
+                        Entry::Datagram(d, ts, clock, role) => self.datagram(&d, ts, clock, role),
+                    }
+                }
+                self.hand_over();
+                batch.clear();
+                // The dispatcher may have gone (it keeps no more than it needs).
+                let _ = spent.try_send(batch);
+            }
+            Msg::Snapshot(reply) => {
+                let _ = reply.send(Snapshot {
+                    stats: self.engine.stats(),
+                    hosts: self.engine.analysis.hosts.clone(),
+                });
+            }
+            Msg::Tick(now, expire_before) => {
+                let mut none = NoEvents;
+                let sink: &mut dyn EventSink = match self.log.as_mut() {
+                    Some(l) => l,
+                    None => &mut none,
+                };
+                self.engine.tick(now, TICK_SWEEP, sink);
+                if let Some(before) = expire_before {
+                    self.engine.analysis.hosts.expire(before);
+                }
+                self.alerter.check(&mut self.engine);
+                self.hand_over();
+            }
+            Msg::Seed(hosts) => self.engine.analysis.hosts.merge(hosts),
+            Msg::Reload(intel) => self.engine.reload(intel),
+        }
+    }
+
+    /// Hands the event lines and alerts produced so far to the writers.
+    pub(crate) fn hand_over(&mut self) {
+        self.alerter.hand_over();
+        if let (Some(l), Some(to)) = (self.log.as_mut(), self.events.as_ref()) {
+            let buf = l.get_mut();
+            if !buf.is_empty() {
+                let _ = to.send(std::mem::take(buf));
+            }
+        }
+    }
+
+    /// Ends every conversation and hands back the results (dropping this
+    /// worker's ends of the writers' queues).
+    pub(crate) fn finish(mut self) -> WorkerResult {
+        {
+            let mut none = NoEvents;
+            let sink: &mut dyn EventSink = match self.log.as_mut() {
+                Some(l) => l,
+                None => &mut none,
+            };
+            self.engine.finish(sink);
+        }
+        self.alerter.check(&mut self.engine);
+        self.hand_over();
+        let written = self.log.map_or(0, |l| l.written);
+        let (stats, hosts) = self.engine.into_results();
+        WorkerResult {
+            stats,
+            hosts,
+            events: written,
+        }
+    }
+}
+
 /// Runs a worker until the dispatchers close its queue.
 pub fn run(
-    mut engine: Engine,
+    engine: Engine,
     queue: Receiver<Msg>,
     spent: Sender<super::Batch>,
     events: Option<Sender<Vec<u8>>>,
     alerts: Option<Sender<Vec<Alert>>>,
 ) -> WorkerResult {
-    let mut log = events.as_ref().map(|_| EventLog::new(Vec::new()));
-    let mut none = NoEvents;
-    engine.analysis.hosts.watch_new(alerts.is_some());
-    let mut alerter = Alerter {
-        to: alerts,
-        pairs: Vec::new(),
-        ready: Vec::new(),
-    };
+    let mut worker = Worker::new(engine, events, alerts);
     for msg in queue {
-        let mut batch = match msg {
-            Msg::Batch(b) => b,
-            Msg::Snapshot(reply) => {
-                let _ = reply.send(Snapshot {
-                    stats: engine.stats(),
-                    hosts: engine.analysis.hosts.clone(),
-                });
-                continue;
-            }
-            Msg::Tick(now, expire_before) => {
-                let sink: &mut dyn EventSink = match log.as_mut() {
-                    Some(l) => l,
-                    None => &mut none,
-                };
-                engine.tick(now, TICK_SWEEP, sink);
-                if let Some(before) = expire_before {
-                    engine.analysis.hosts.expire(before);
-                }
-                alerter.check(&mut engine);
-                alerter.hand_over();
-                hand_over(&mut log, events.as_ref());
-                continue;
-            }
-            Msg::Seed(hosts) => {
-                engine.analysis.hosts.merge(hosts);
-                continue;
-            }
-            Msg::Reload(intel) => {
-                engine.reload(intel);
-                continue;
-            }
-        };
-        {
-            let sink: &mut dyn EventSink = match log.as_mut() {
-                Some(l) => l,
-                None => &mut none,
-            };
-            for entry in batch.entries() {
-                match entry {
-                    Entry::Frame(f, clock, Role::Home) => {
-                        engine.advance_clock(clock);
-                        engine.process(&f, &mut *sink);
-                        alerter.check(&mut engine);
-                    }
-                    Entry::Frame(f, clock, Role::DnsAnswer) => {
-                        engine.advance_clock(clock);
-                        engine.learn_dns(&f);
-                    }
-                    Entry::Datagram(d, ts, clock, Role::Home) => {
-                        engine.advance_clock(clock);
-                        engine.process_datagram(&d, ts, &mut *sink);
-                        alerter.check(&mut engine);
-                    }
-                    Entry::Datagram(d, ts, clock, Role::DnsAnswer) => {
-                        engine.advance_clock(clock);
-                        engine.learn_dns_datagram(&d, ts);
-                    }
-                }
-            }
-        }
-        hand_over(&mut log, events.as_ref());
-        alerter.hand_over();
-        batch.clear();
-        // The dispatcher may have gone (it keeps no more than it needs).
-        let _ = spent.try_send(batch);
+        worker.message(msg, &spent);
     }
-    match log.as_mut() {
-        Some(l) => engine.finish(l),
-        None => engine.finish(&mut none),
-    }
-    alerter.check(&mut engine);
-    alerter.hand_over();
-    hand_over(&mut log, events.as_ref());
-    let written = log.map_or(0, |l| l.written);
-    let (stats, hosts) = engine.into_results();
-    WorkerResult {
-        stats,
-        hosts,
-        events: written,
-    }
-}
-
-/// Sends the event lines produced so far to the writer.
-fn hand_over(log: &mut Option<EventLog<Vec<u8>>>, to: Option<&Sender<Vec<u8>>>) {
-    if let (Some(l), Some(to)) = (log.as_mut(), to) {
-        let buf = l.get_mut();
-        if !buf.is_empty() {
-            let _ = to.send(std::mem::take(buf));
-        }
-    }
+    worker.finish()
 }
