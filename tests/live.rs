@@ -80,6 +80,11 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
+        Netns::with_queues(1)
+    }
+
+    /// With `queues` receive and transmit queues on each veth end.
+    fn with_queues(queues: u32) -> Netns {
         let n = format!(
             "{}x{}",
             std::process::id(),
@@ -95,9 +100,17 @@ impl Netns {
         // still removes what was made.
         sh(&["ip", "netns", "add", &ns.a]);
         sh(&["ip", "netns", "add", &ns.b]);
-        sh(&[
-            "ip", "link", "add", &ns.va, "type", "veth", "peer", "name", &ns.vb,
-        ]);
+        let q = queues.to_string();
+        let mut add = vec!["ip", "link", "add", &ns.va];
+        let per_end = ["numtxqueues", &q, "numrxqueues", &q];
+        if queues > 1 {
+            add.extend(per_end);
+        }
+        add.extend(["type", "veth", "peer", "name", &ns.vb]);
+        if queues > 1 {
+            add.extend(per_end);
+        }
+        sh(&add);
         sh(&["ip", "link", "set", &ns.va, "netns", &ns.a]);
         sh(&["ip", "link", "set", &ns.vb, "netns", &ns.b]);
         for (space, dev) in [(&ns.a, &ns.va), (&ns.b, &ns.vb)] {
@@ -342,9 +355,13 @@ fn read_json(p: &Path) -> Value {
 /// matched rules must be the same; with a fanout of several sockets a
 /// host's connections can interleave differently (README, "Live capture").
 fn live_equals_analyze(extra: &[&str], one_stream: bool) -> String {
+    live_equals_analyze_on(Netns::new(), extra, one_stream)
+}
+
+/// [`live_equals_analyze`] on `ns`; returns the sensor's standard error.
+fn live_equals_analyze_on(ns: Netns, extra: &[&str], one_stream: bool) -> String {
     let demo = capture("demo.pcapng");
     let dir = workdir();
-    let ns = Netns::new();
     let sensor = Sensor::start(&ns, dir.path(), extra);
     // Privileges are gone before the first packet is parsed.
     assert_eq!(
@@ -558,6 +575,32 @@ fn afxdp_native_mode_equals_analyze() {
 fn afxdp_skb_mode_equals_analyze() {
     need_root!();
     afxdp_equals_analyze("skb");
+}
+
+/// A veth with two receive queues: one socket per queue, both used (the
+/// sender hashes flows over its queues), and the result equals analyze's
+/// as with a fanout of two sockets.
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_one_socket_per_queue_equals_analyze() {
+    need_root!();
+    let stderr = live_equals_analyze_on(
+        Netns::with_queues(2),
+        &["--method", "afxdp", "--xdp-mode", "native"],
+        false,
+    );
+    assert!(stderr.contains("(2 socket(s)"), "{stderr}");
+    let lent = |q: u32| -> u64 {
+        stderr
+            .lines()
+            .rfind(|l| l.contains(&format!("queue {q}: AF_XDP")))
+            .and_then(|l| l.split("; ").nth(1))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(lent(0) > 0 && lent(1) > 0, "{stderr}");
+    assert_eq!(lent(0) + lent(1), 456, "{stderr}");
 }
 
 /// The XDP program is attached while the sensor runs and detached when it
