@@ -92,7 +92,8 @@ pub struct LiveArgs {
     #[arg(long)]
     pub no_promisc: bool,
 
-    /// Kernel capture memory per interface, MiB (AF_PACKET ring or libpcap buffer).
+    /// Kernel capture memory per interface, MiB (AF_PACKET ring, libpcap
+    /// buffer, or AF_XDP UMEM split between the receive queues).
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub ring_mib: usize,
 
