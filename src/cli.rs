@@ -39,6 +39,20 @@ pub enum CaptureMethod {
     Afpacket,
     /// libpcap (portable).
     Pcap,
+    /// AF_XDP, one socket per receive queue (Linux; a binary built with
+    /// `--features afxdp`). Captured frames do not reach the host's stack.
+    Afxdp,
+}
+
+/// XDP attach modes (`--method afxdp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// Native (driver) mode, else generic (skb) mode.
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode only.
+    Skb,
 }
 
 /// Flags of `live`.
@@ -55,6 +69,10 @@ pub struct LiveArgs {
     /// Capture method.
     #[arg(long, value_enum, default_value_t = CaptureMethod::Afpacket)]
     pub method: CaptureMethod,
+
+    /// How `--method afxdp` attaches its XDP program.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    pub xdp_mode: XdpModeArg,
 
     /// Worker threads (default: one per core). Packets are sharded by host.
     #[arg(short = 'j', long, value_name = "N")]
@@ -74,7 +92,8 @@ pub struct LiveArgs {
     #[arg(long)]
     pub no_promisc: bool,
 
-    /// Kernel capture memory per interface, MiB (AF_PACKET ring or libpcap buffer).
+    /// Kernel capture memory per interface, MiB (AF_PACKET ring, libpcap
+    /// buffer, or AF_XDP UMEM split between the receive queues).
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub ring_mib: usize,
 

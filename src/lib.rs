@@ -25,8 +25,9 @@
 //! or through the [`pipeline`]: a dispatcher shards packets by host to N
 //! worker threads that each own a share of every stage's state, and their
 //! results are merged. [`live`] feeds the same workers from network
-//! interfaces (AF_PACKET rings or libpcap) and raises [`alerts`]; its
-//! `afpacket` and `sys` modules are the only ones allowed `unsafe` code.
+//! interfaces (AF_PACKET rings, libpcap, or AF_XDP with the `afxdp` feature)
+//! and raises [`alerts`]; its `afpacket`, `afxdp` and `sys` modules are the
+//! only ones allowed `unsafe` code.
 //!
 //! Promises: no stage panics on any input; every buffer that input can grow
 //! has a documented cap; the per-packet path borrows packet bytes and does

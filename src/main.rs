@@ -12,6 +12,7 @@ use phonehome::alerts::{self, AlertPipeline, AlertSink, DeliveryConfig, JsonLine
 use phonehome::analyze::{self, Limits, Options};
 use phonehome::cli::{
     AlertArgs, AnalyzeArgs, CaptureMethod, Cli, Command, FeedsCommand, Format, GeoArgs, LiveArgs,
+    XdpModeArg,
 };
 use phonehome::decode::defrag::DefragLimits;
 use phonehome::feeds::{self, Intel};
@@ -67,6 +68,12 @@ fn live_cmd(args: LiveArgs) -> Result<u8> {
         method: match args.method {
             CaptureMethod::Afpacket => Method::AfPacket,
             CaptureMethod::Pcap => Method::Pcap,
+            CaptureMethod::Afxdp => Method::AfXdp,
+        },
+        xdp_mode: match args.xdp_mode {
+            XdpModeArg::Auto => live::XdpMode::Auto,
+            XdpModeArg::Native => live::XdpMode::Native,
+            XdpModeArg::Skb => live::XdpMode::Skb,
         },
         threads: default_threads(args.threads),
         capture_threads: args.capture_threads.max(1),

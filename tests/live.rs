@@ -80,6 +80,11 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
+        Netns::with_queues(1)
+    }
+
+    /// With `queues` receive and transmit queues on each veth end.
+    fn with_queues(queues: u32) -> Netns {
         let n = format!(
             "{}x{}",
             std::process::id(),
@@ -95,9 +100,17 @@ impl Netns {
         // still removes what was made.
         sh(&["ip", "netns", "add", &ns.a]);
         sh(&["ip", "netns", "add", &ns.b]);
-        sh(&[
-            "ip", "link", "add", &ns.va, "type", "veth", "peer", "name", &ns.vb,
-        ]);
+        let q = queues.to_string();
+        let mut add = vec!["ip", "link", "add", &ns.va];
+        let per_end = ["numtxqueues", &q, "numrxqueues", &q];
+        if queues > 1 {
+            add.extend(per_end);
+        }
+        add.extend(["type", "veth", "peer", "name", &ns.vb]);
+        if queues > 1 {
+            add.extend(per_end);
+        }
+        sh(&add);
         sh(&["ip", "link", "set", &ns.va, "netns", &ns.a]);
         sh(&["ip", "link", "set", &ns.vb, "netns", &ns.b]);
         for (space, dev) in [(&ns.a, &ns.va), (&ns.b, &ns.vb)] {
@@ -341,10 +354,14 @@ fn read_json(p: &Path) -> Value {
 /// each host's packets reach its worker in wire order and even the order of
 /// matched rules must be the same; with a fanout of several sockets a
 /// host's connections can interleave differently (README, "Live capture").
-fn live_equals_analyze(extra: &[&str], one_stream: bool) {
+fn live_equals_analyze(extra: &[&str], one_stream: bool) -> String {
+    live_equals_analyze_on(Netns::new(), extra, one_stream)
+}
+
+/// [`live_equals_analyze`] on `ns`; returns the sensor's standard error.
+fn live_equals_analyze_on(ns: Netns, extra: &[&str], one_stream: bool) -> String {
     let demo = capture("demo.pcapng");
     let dir = workdir();
-    let ns = Netns::new();
     let sensor = Sensor::start(&ns, dir.path(), extra);
     // Privileges are gone before the first packet is parsed.
     assert_eq!(
@@ -423,6 +440,7 @@ fn live_equals_analyze(extra: &[&str], one_stream: bool) {
         state["hosts"].as_array().map(Vec::len),
         offline_report["hosts"].as_array().map(Vec::len)
     );
+    stderr
 }
 
 #[test]
@@ -519,6 +537,205 @@ fn bpf_filter_is_applied_in_the_kernel() {
             "{method}: {received} of {total}"
         );
     }
+}
+
+/// AF_XDP in `mode` equals analyze; the program is attached in that mode
+/// while the sensor runs and gone after it exits.
+#[cfg(feature = "afxdp")]
+fn afxdp_equals_analyze(mode: &str) {
+    let stderr = live_equals_analyze(&["--method", "afxdp", "--xdp-mode", mode], true);
+    assert!(
+        stderr.contains(&format!("queue 0: AF_XDP, {mode} mode")),
+        "{stderr}"
+    );
+    // The per-queue XDP counters at exit: nothing dropped or invalid.
+    let last = stderr
+        .lines()
+        .rfind(|l| l.contains("XDP_STATISTICS"))
+        .expect("XDP statistics at exit");
+    for counter in [
+        "rx_dropped 0",
+        "rx_ring_full 0",
+        "rx_fill_ring_empty_descs 0",
+        "rx_invalid_descs 0",
+    ] {
+        assert!(last.contains(counter), "{last}");
+    }
+}
+
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_native_mode_equals_analyze() {
+    need_root!();
+    afxdp_equals_analyze("native");
+}
+
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_skb_mode_equals_analyze() {
+    need_root!();
+    afxdp_equals_analyze("skb");
+}
+
+/// A veth with two receive queues: one socket per queue, both used (the
+/// sender hashes flows over its queues), and the result equals analyze's
+/// as with a fanout of two sockets.
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_one_socket_per_queue_equals_analyze() {
+    need_root!();
+    let stderr = live_equals_analyze_on(
+        Netns::with_queues(2),
+        &["--method", "afxdp", "--xdp-mode", "native"],
+        false,
+    );
+    assert!(stderr.contains("(2 socket(s)"), "{stderr}");
+    let lent = |q: u32| -> u64 {
+        stderr
+            .lines()
+            .rfind(|l| l.contains(&format!("queue {q}: AF_XDP")))
+            .and_then(|l| l.split("; ").nth(1))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(lent(0) > 0 && lent(1) > 0, "{stderr}");
+    assert_eq!(lent(0) + lent(1), 456, "{stderr}");
+}
+
+/// The XDP program is attached while the sensor runs and detached when it
+/// exits; the BPF filter runs in user space with the same effect as in the
+/// kernel.
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_detaches_on_exit_and_filters_in_user_space() {
+    need_root!();
+    let demo = capture("demo.pcapng");
+    let dir = workdir();
+    let ns = Netns::new();
+    let xdp_attached = || {
+        let out = Command::new("ip")
+            .args(["-n", &ns.b, "link", "show", &ns.vb])
+            .output()
+            .expect("ip link show");
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    };
+    assert!(!xdp_attached());
+    let sensor = Sensor::start(
+        &ns,
+        dir.path(),
+        &["--method", "afxdp", "--bpf", "udp port 53"],
+    );
+    assert!(xdp_attached(), "the program is attached while capturing");
+    ns.replay(&demo, 400);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, stderr) = sensor.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!xdp_attached(), "the program is detached at exit");
+    let live = read_json(&dir.path().join("report.json"));
+    assert_eq!(live["summary"]["tls_client_hellos"], 0);
+    let (all, _) = offline(&demo, dir.path(), &[]);
+    let total = all["summary"]["packets"].as_u64().unwrap_or(0);
+    let received = live["summary"]["capture"]["received"].as_u64().unwrap_or(0);
+    let lent = live["summary"]["packets"].as_u64().unwrap_or(0);
+    assert!(
+        received > 0 && received < total / 2 && lent == received,
+        "{received} received, {lent} analysed, of {total}; {stderr}"
+    );
+    // Exactly the packets libpcap's own filter passes, reading the file.
+    let mut file = pcap::Capture::from_file(&demo).expect("libpcap reads the demo");
+    file.filter("udp port 53", true).expect("filter");
+    let mut matching = 0;
+    while file.next_packet().is_ok() {
+        matching += 1;
+    }
+    assert_eq!(received, matching, "{stderr}");
+    assert!(live["summary"]["dns_messages"].as_u64() > Some(0));
+    assert!(
+        stderr.contains(&format!("{} rejected by the filter", total - received)),
+        "{stderr}"
+    );
+}
+
+/// Frames longer than one UMEM frame (4096 bytes) arrive in several
+/// descriptors and are gathered whole: an HTTP request whose Host header
+/// sits after 5,000 and after 8,000 bytes of other headers, each in one
+/// jumbo TCP segment (the veth MTU is 9000), is attributed as offline.
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_gathers_jumbo_frames() {
+    use phonehome_synth::http;
+    use phonehome_synth::session::{CaptureBuilder, Link, MILLI, SECOND, TcpConn};
+    need_root!();
+    let dir = workdir();
+    let mut cb = CaptureBuilder::new(Link::Ethernet { vlans: vec![] });
+    let mut ts = 1_700_000_000 * SECOND;
+    for (i, (pad, host)) in [(5000, "ds.kaspersky.com"), (8000, "update.eset.com")]
+        .into_iter()
+        .enumerate()
+    {
+        let client = format!("10.9.0.{}:4000{i}", 5 + i).parse().expect("addr");
+        let server = "198.51.100.7:80".parse().expect("addr");
+        let mut c = TcpConn::new(client, server, 1000, 9000);
+        ts = c.handshake(&mut cb, ts);
+        let padding = "a".repeat(pad);
+        let req = http::request(
+            "GET",
+            "/",
+            None,
+            None,
+            &[("X-Pad", &padding), ("Host", host)],
+        );
+        ts = c.client_send(&mut cb, ts, &req);
+        ts = c.close(&mut cb, ts) + 10 * MILLI;
+    }
+    let file = dir.path().join("jumbo.pcap");
+    cb.write_pcap(&file, Default::default(), Default::default())
+        .expect("write capture");
+    let ns = Netns::new();
+    for mode in ["native", "skb"] {
+        let run = dir.path().join(mode);
+        std::fs::create_dir(&run).expect("dir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let sensor = Sensor::start(&ns, &run, &["--method", "afxdp", "--xdp-mode", mode]);
+        ns.replay(&file, 200);
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, stderr) = sensor.stop();
+        assert_eq!(code, 0, "{stderr}");
+        let live = read_json(&run.join("report.json"));
+        let (offline_report, _) = offline(&file, &run, &[]);
+        let want = contacts(&offline_report);
+        assert_eq!(want.len(), 2, "{want:?}");
+        assert_eq!(contacts(&live), want, "{mode}: {stderr}");
+        assert_eq!(
+            live["summary"]["bytes"], offline_report["summary"]["bytes"],
+            "{mode}"
+        );
+        assert_eq!(live["summary"]["truncated_packets"], 0, "{mode}");
+    }
+}
+
+/// Without the `afxdp` feature, `--method afxdp` stops with a message
+/// that says so (no root needed: it fails before any socket is opened).
+#[cfg(not(feature = "afxdp"))]
+#[test]
+fn afxdp_without_the_feature_says_so() {
+    let out = crate::util::run(&[
+        "live",
+        "-i",
+        "lo",
+        "--method",
+        "afxdp",
+        "--alerts",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("built without AF_XDP support") && err.contains("--features afxdp"),
+        "{err}"
+    );
 }
 
 /// A replacement ESET feed that matches nothing in the demo.

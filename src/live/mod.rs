@@ -8,8 +8,9 @@
 //!  main thread: signals, ticks, snapshots → summary report / state file
 //! ```
 //!
-//! Each capture thread owns one source ([`afpacket::Ring`] or
-//! [`pcap::PcapSource`]) and one [`Dispatcher`], which shards by host into
+//! Each capture thread owns one source ([`afpacket::Ring`],
+//! [`pcap::PcapSource`], or an AF_XDP socket per receive queue with the
+//! `afxdp` feature) and one [`Dispatcher`], which shards by host into
 //! the shared worker queues and never blocks: a full queue costs the batch
 //! (counted per worker). The main thread drops privileges once the sources
 //! are open, then ticks the workers with wall time (idle conversations end
@@ -19,6 +20,8 @@
 //! lets the workers finish every conversation, and writes the final report.
 
 pub mod afpacket;
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod pcap;
 pub mod source;
 pub mod state;
@@ -49,6 +52,20 @@ pub enum Method {
     AfPacket,
     /// libpcap.
     Pcap,
+    /// AF_XDP, one socket per receive queue (cargo feature `afxdp`).
+    AfXdp,
+}
+
+/// How the AF_XDP method attaches its XDP program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// Native (driver) mode, else generic (skb) mode.
+    #[default]
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode only.
+    Skb,
 }
 
 impl Method {
@@ -57,6 +74,7 @@ impl Method {
         match self {
             Method::AfPacket => "afpacket",
             Method::Pcap => "pcap",
+            Method::AfXdp => "afxdp",
         }
     }
 }
@@ -75,7 +93,7 @@ pub enum ReportFormat {
 pub struct Options {
     /// Interfaces.
     pub interfaces: Vec<String>,
-    /// BPF filter expression (applied in the kernel).
+    /// BPF filter expression (applied in the kernel; by afxdp in user space).
     pub bpf: Option<String>,
     /// Capture method.
     pub method: Method,
@@ -112,6 +130,8 @@ pub struct Options {
     pub feeds_dir: Option<PathBuf>,
     /// Stop by itself after this long (tests, benchmarks).
     pub duration: Option<Duration>,
+    /// XDP attach mode (afxdp).
+    pub xdp_mode: XdpMode,
 }
 
 impl Default for Options {
@@ -136,6 +156,7 @@ impl Default for Options {
             user: Some("nobody".into()),
             feeds_dir: None,
             duration: None,
+            xdp_mode: XdpMode::Auto,
         }
     }
 }
@@ -175,6 +196,8 @@ pub struct Outcome {
 struct Published {
     sources: Vec<SourceStats>,
     dispatched: Vec<Dispatched>,
+    /// Each source's last word ([`Source::describe`] at exit).
+    described: Vec<Option<String>>,
 }
 
 /// Packets between statistics updates of a capture thread, at most.
@@ -237,6 +260,29 @@ fn open_sources(opts: &Options) -> io::Result<Vec<Box<dyn Source>>> {
                     out.push(Box::new(afpacket::Ring::open(&cfg)?));
                 }
             }
+            #[cfg(feature = "afxdp")]
+            Method::AfXdp => {
+                let cfg = afxdp::XdpConfig {
+                    iface: iface.clone(),
+                    umem_mib: opts.ring_mib,
+                    snaplen: opts.snaplen,
+                    promisc: opts.promisc,
+                    bpf: opts.bpf.clone(),
+                    mode: opts.xdp_mode,
+                };
+                for s in afxdp::open(&cfg)? {
+                    out.push(Box::new(s));
+                }
+            }
+            #[cfg(not(feature = "afxdp"))]
+            Method::AfXdp => {
+                let _ = k;
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "--method afxdp: this binary was built without AF_XDP support \
+                     (rebuild with `cargo build --release --features afxdp`)",
+                ));
+            }
         }
     }
     Ok(out)
@@ -296,6 +342,12 @@ fn capture_loop(
         }
     }
     publish(&mut src, &d);
+    let last = src.describe();
+    if let Ok(mut p) = published.lock()
+        && let Some(slot) = p.described.get_mut(index)
+    {
+        *slot = last;
+    }
     (d.finish(), error)
 }
 
@@ -431,7 +483,10 @@ pub fn run(
     };
     // Open everything that needs privileges, then give them up before the
     // first packet is parsed (the workers start after the drop).
-    let sources = open_sources(opts).map_err(LiveError::Capture)?;
+    let mut sources = open_sources(opts).map_err(LiveError::Capture)?;
+    for line in sources.iter_mut().filter_map(|s| s.describe()) {
+        let _ = writeln!(err, "phonehome live: {line}");
+    }
     let d = sys::drop_privileges(opts.user.as_deref()).map_err(LiveError::Privileges)?;
     let _ = writeln!(
         err,
@@ -470,6 +525,7 @@ pub fn run(
         published: Arc::new(Mutex::new(Published {
             sources: vec![SourceStats::default(); sources.len()],
             dispatched: vec![Dispatched::default(); sources.len()],
+            described: vec![None; sources.len()],
         })),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -546,6 +602,11 @@ pub fn run(
                 }
             }
             Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    if let Ok(p) = sensor.published.lock() {
+        for line in p.described.iter().flatten() {
+            let _ = writeln!(err, "phonehome live: {line}");
         }
     }
     let queue_drops = workers.queue_drops();

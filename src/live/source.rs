@@ -23,4 +23,9 @@ pub trait Source: Send {
     fn next_batch(&mut self, timeout_ms: i32, f: &mut dyn FnMut(&Frame<'_>)) -> io::Result<usize>;
     /// Totals since the source was opened.
     fn stats(&mut self) -> SourceStats;
+    /// A line on how the source captures and its own counters, for the
+    /// log at start and exit (`None`: nothing beyond [`Source::stats`]).
+    fn describe(&mut self) -> Option<String> {
+        None
+    }
 }
