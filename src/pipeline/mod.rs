@@ -46,6 +46,9 @@ pub const LIVE_QUEUE_DEPTH: usize = 32;
 /// Event chunks waiting for the writer at most.
 const EVENT_QUEUE: usize = 64;
 
+/// A worker's ends of the event-log and alert writers' queues.
+type WriterEnds = (Option<Sender<Vec<u8>>>, Option<Sender<Vec<Alert>>>);
+
 /// What the pipeline found, merged over the workers.
 pub struct Merged {
     /// Every counter, dispatcher and workers added up.
@@ -108,7 +111,7 @@ pub struct Workers {
     /// Ends of the writers' queues for a worker on the reading thread
     /// ([`Pipeline`]); dropped by [`Workers::finish`] before it waits for
     /// the writers.
-    spare: Option<(Option<Sender<Vec<u8>>>, Option<Sender<Vec<Alert>>>)>,
+    spare: Option<WriterEnds>,
     /// Each worker's limits.
     worker_limits: Limits,
     intel: Arc<Intel>,
