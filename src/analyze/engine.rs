@@ -235,16 +235,19 @@ impl Engine {
     }
 
     /// [`Engine::process`] for a frame its caller has decoded already (the
-    /// pipeline's reading thread decodes every frame to pick its worker).
-    pub fn process_packet(
+    /// pipeline decodes every frame to pick its worker): captured at `ts`,
+    /// `caplen` bytes captured of `orig_len` on the wire.
+    pub fn process_decoded(
         &mut self,
-        frame: &Frame<'_>,
+        ts: Timestamp,
+        caplen: usize,
+        orig_len: u32,
         p: &Packet<'_>,
         events: &mut dyn EventSink,
     ) {
-        self.counters.count(frame);
-        self.advance_clock(frame.ts);
-        self.packet(p, frame.ts, frame.orig_len, &mut *events);
+        self.counters.count_parts(ts, caplen);
+        self.advance_clock(ts);
+        self.packet(p, ts, orig_len, &mut *events);
         self.flows
             .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
         self.end_flows(events);
@@ -538,10 +541,15 @@ impl Engine {
 impl Counters {
     /// Counts one frame.
     pub fn count(&mut self, frame: &Frame<'_>) {
+        self.count_parts(frame.ts, frame.data.len());
+    }
+
+    /// Counts a frame of `caplen` captured bytes seen at `ts`.
+    pub fn count_parts(&mut self, ts: Timestamp, caplen: usize) {
         self.packets += 1;
-        self.bytes += frame.data.len() as u64;
-        self.first = Some(self.first.map_or(frame.ts, |f| f.min(frame.ts)));
-        self.last = Some(self.last.map_or(frame.ts, |l| l.max(frame.ts)));
+        self.bytes += caplen as u64;
+        self.first = Some(self.first.map_or(ts, |f| f.min(ts)));
+        self.last = Some(self.last.map_or(ts, |l| l.max(ts)));
     }
 
     /// Adds another stage's counters to these.

@@ -19,7 +19,7 @@ mod batch;
 mod shard;
 mod worker;
 
-pub use batch::{BATCH_BYTES, BATCH_ITEMS, Batch, Entry, Role};
+pub use batch::{BATCH_BYTES, BATCH_ITEMS, Batch, Entry, FrameFacts, Role};
 pub use shard::Sharder;
 
 use crate::alerts::{Alert, AlertSink};
@@ -112,8 +112,6 @@ pub struct Workers {
     /// ([`Pipeline`]); dropped by [`Workers::finish`] before it waits for
     /// the writers.
     spare: Option<WriterEnds>,
-    /// Each worker's limits.
-    worker_limits: Limits,
     intel: Arc<Intel>,
     internal: Vec<IpNet>,
 }
@@ -159,19 +157,21 @@ pub struct Pipeline {
     dispatcher: Dispatcher,
 }
 
-/// Divides a cap between workers, keeping at least one unit each.
-fn share(total: usize, workers: usize) -> usize {
-    (total / workers).max(1)
+/// `per_mille` thousandths of a cap, keeping at least one unit.
+fn share(total: usize, per_mille: u32) -> usize {
+    let part = (total as u128 * u128::from(per_mille) / 1000) as usize;
+    part.max(1)
 }
 
-/// Each worker's limits: the global caps divided between the workers, so
-/// the process as a whole stays within them — except passive DNS, which
-/// every worker holds whole (each learns every answer; see [`Role`]).
-fn worker_limits(l: &Limits, workers: usize) -> Limits {
+/// The limits of a worker that owns `per_mille` thousandths of the hosts:
+/// the same part of each global cap, so the process as a whole stays within
+/// them and a worker with more hosts gets more room — except passive DNS,
+/// which every worker holds whole (each learns every answer; see [`Role`]).
+fn worker_limits(l: &Limits, per_mille: u32) -> Limits {
     let mut w = l.clone();
-    w.flows.max_flows = share(l.flows.max_flows, workers);
-    w.hosts.max_hosts = share(l.hosts.max_hosts, workers);
-    w.stream_memory = share(l.stream_memory, workers);
+    w.flows.max_flows = share(l.flows.max_flows, per_mille);
+    w.hosts.max_hosts = share(l.hosts.max_hosts, per_mille);
+    w.stream_memory = share(l.stream_memory, per_mille);
     w
 }
 
@@ -271,7 +271,7 @@ impl Workers {
             internal,
             limits,
             workers,
-            workers,
+            1000 / workers.max(1) as u32,
             dispatchers,
             depth,
             events,
@@ -279,16 +279,16 @@ impl Workers {
         )
     }
 
-    /// [`Workers::start_with_depth`] where the caps are divided among
-    /// `shards` (at least `workers`: the others run elsewhere, see
-    /// [`Pipeline`]).
+    /// [`Workers::start_with_depth`] where each worker owns `per_mille`
+    /// thousandths of the hosts (the rest may be analysed elsewhere, see
+    /// [`Pipeline`]) and gets that part of each cap.
     #[allow(clippy::too_many_arguments)]
     fn start_sharded(
         intel: Arc<Intel>,
         internal: Vec<IpNet>,
         limits: &Limits,
         workers: usize,
-        shards: usize,
+        per_mille: u32,
         dispatchers: usize,
         depth: usize,
         events: Option<Box<dyn Write + Send>>,
@@ -317,7 +317,7 @@ impl Workers {
             }
             None => (None, None),
         };
-        let wl = worker_limits(limits, shards.max(n));
+        let wl = worker_limits(limits, per_mille);
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
@@ -343,7 +343,6 @@ impl Workers {
             drops: (0..n).map(|_| AtomicU64::new(0)).collect(),
             depth,
             spare: Some((event_tx, alert_tx)),
-            worker_limits: wl,
             intel,
             internal,
         })
@@ -571,6 +570,11 @@ impl Dispatcher {
         answer: bool,
     ) {
         let remote = self.open.len();
+        let facts = FrameFacts {
+            ts: frame.ts,
+            caplen: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+            orig_len: frame.orig_len,
+        };
         if let Some(l) = self.local.as_mut()
             && (w == remote || answer)
         {
@@ -579,7 +583,7 @@ impl Dispatcher {
             } else {
                 Role::DnsAnswer
             };
-            l.packet(frame, p, clock, role);
+            l.packet(p, facts, clock, role);
             self.local_pending += 1;
             if self.local_pending >= BATCH_ITEMS {
                 self.local_pending = 0;
@@ -589,12 +593,12 @@ impl Dispatcher {
         if answer {
             for (i, b) in self.open.iter_mut().enumerate() {
                 let role = if i == w { Role::Home } else { Role::DnsAnswer };
-                b.push_frame(frame, clock, role);
+                b.push_packet(p, facts, clock, role);
             }
             self.send_full();
         } else if w < remote {
             if let Some(b) = self.open.get_mut(w) {
-                b.push_frame(frame, clock, Role::Home);
+                b.push_packet(p, facts, clock, Role::Home);
             }
             if self.open.get(w).is_some_and(Batch::is_full) {
                 self.send(w);
@@ -737,12 +741,13 @@ impl Pipeline {
             });
         }
         let remote = threads - 1;
+        let (each, local) = (shares.first().copied(), shares.last().copied());
         let mut workers = Workers::start_sharded(
             intel,
             internal.clone(),
             limits,
             remote,
-            threads,
+            each.unwrap_or(1000),
             1,
             QUEUE_DEPTH,
             events,
@@ -754,7 +759,7 @@ impl Pipeline {
         let engine = Engine::new(
             Arc::clone(&workers.intel),
             workers.internal.clone(),
-            &workers.worker_limits,
+            &worker_limits(limits, local.unwrap_or(1000)),
         );
         dispatcher.local = Some(Box::new(worker::Worker::new(engine, events, alerts)));
         Ok(Pipeline {
@@ -786,7 +791,7 @@ impl Pipeline {
 /// The reading thread's cost per packet (read, decode, pick a worker, copy)
 /// relative to a worker's (decode and analyse), measured with
 /// benches/throughput.sh on the realistic mix.
-const READER_COST: f64 = 0.46;
+const READER_COST: f64 = 0.52;
 
 /// How an offline pipeline of `threads` threads splits the hosts, in
 /// thousandths: the `threads - 1` worker threads, then the reading thread,

@@ -5,11 +5,11 @@
 //! Control messages (live capture) travel in the same queue, so a snapshot
 //! reflects every batch queued before it.
 
-use super::batch::{Entry, Role};
+use super::batch::{Entry, FrameFacts, Role};
 use super::{Msg, Snapshot};
 use crate::alerts::{self, Alert};
 use crate::analyze::{Engine, EngineStats};
-use crate::capture::{Frame, Timestamp};
+use crate::capture::Timestamp;
 use crate::decode::Packet;
 use crate::decode::defrag::Reassembled;
 use crate::hosts::{EventSink, HostTable, NoEvents};
@@ -92,8 +92,8 @@ impl Worker {
         }
     }
 
-    /// Analyses one frame (`Role::Home`) or learns its DNS answers.
-    pub(crate) fn frame(&mut self, f: &Frame<'_>, clock: Timestamp, role: Role) {
+    /// Analyses one decoded frame (`Role::Home`) or learns its DNS answers.
+    pub(crate) fn packet(&mut self, p: &Packet<'_>, f: FrameFacts, clock: Timestamp, role: Role) {
         self.engine.advance_clock(clock);
         match role {
             Role::Home => {
@@ -102,31 +102,15 @@ impl Worker {
                     Some(l) => l,
                     None => &mut none,
                 };
-                self.engine.process(f, sink);
-                self.alerter.check(&mut self.engine);
-            }
-            Role::DnsAnswer => self.engine.learn_dns(f),
-        }
-    }
-
-    /// [`Worker::frame`] for a frame decoded already.
-    pub(crate) fn packet(&mut self, f: &Frame<'_>, p: &Packet<'_>, clock: Timestamp, role: Role) {
-        self.engine.advance_clock(clock);
-        match role {
-            Role::Home => {
-                let mut none = NoEvents;
-                let sink: &mut dyn EventSink = match self.log.as_mut() {
-                    Some(l) => l,
-                    None => &mut none,
-                };
-                self.engine.process_packet(f, p, sink);
+                self.engine
+                    .process_decoded(f.ts, f.caplen as usize, f.orig_len, p, sink);
                 self.alerter.check(&mut self.engine);
             }
             Role::DnsAnswer => self.engine.learn_dns_packet(p, f.ts),
         }
     }
 
-    /// [`Worker::frame`] for a datagram reassembled from fragments.
+    /// [`Worker::packet`] for a datagram reassembled from fragments.
     pub(crate) fn datagram(
         &mut self,
         d: &Reassembled<'_>,
@@ -155,7 +139,7 @@ impl Worker {
             Msg::Batch(mut batch) => {
                 for entry in batch.entries() {
                     match entry {
-                        Entry::Frame(f, clock, role) => self.frame(&f, clock, role),
+                        Entry::Packet(p, f, clock, role) => self.packet(&p, f, clock, role),
                         Entry::Datagram(d, ts, clock, role) => self.datagram(&d, ts, clock, role),
                     }
                 }
