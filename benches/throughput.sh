@@ -7,10 +7,11 @@
 # Without FILE, a ~1 GiB realistic capture is generated with gen-bulk into
 # $SCRATCH (default ${TMPDIR:-/tmp}/phonehome-bench; kept for the next run,
 # never inside the repository). Environment: SIZE (default 1G), SEED (1),
-# REPEAT (best of N runs per method, default 3), THREADS (the "all threads"
+# REPEAT (interleaved rounds, default 3), THREADS (the "all threads"
 # count, default nproc).
 #
-# Builds release binaries, warms the page cache, then runs:
+# Builds release binaries, warms the page cache, then runs, in REPEAT
+# interleaved rounds:
 #   (a) readrate libpcap  - pcap_next_ex loop touching every byte, no parsing (the baseline)
 #   (b) readrate own      - the same loop over phonehome's reader
 #   (c) phonehome analyze --threads 1, and --threads $THREADS
@@ -63,54 +64,47 @@ print(f"{wall:.4f} {ru.ru_maxrss} {rc} {ru.ru_utime + ru.ru_stime:.3f}")
 STDOUT="$(mktemp)"
 trap 'rm -f "$STDOUT"' EXIT
 
-# best_of NAME CMD...: runs REPEAT times; sets BEST_WALL (and BEST_CPU, the CPU
-# time of that run), PEAK_KIB and LAST_OUT.
-best_of() {
+# The methods run in interleaved rounds (a, b, c1, cN, then again), not one
+# method REPEAT times in a row: on a shared machine the speed drifts by tens
+# of percent over minutes, and interleaving puts every method under the same
+# conditions. Each method's best round is reported, and so is each round's
+# own ratios (whose median is the fairest figure under load).
+declare -A BEST_WALL BEST_CPU PEAK_KIB OUT WALLS
+run_once() {   # run_once NAME CMD...
     local name="$1"; shift
-    BEST_WALL=""; PEAK_KIB=0
-    for _ in $(seq "$REPEAT"); do
-        read -r wall kib rc cpu < <(python3 -c "$MEASURE" "$STDOUT" "$@")
-        if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
-            echo "$name failed (exit $rc)" >&2; exit 1
-        fi
-        if [ -z "$BEST_WALL" ] || python3 -c "import sys; sys.exit(not $wall < $BEST_WALL)"; then
-            BEST_WALL="$wall"
-            BEST_CPU="$cpu"
-            LAST_OUT="$(cat "$STDOUT")"
-        fi
-        if [ "$kib" -gt "$PEAK_KIB" ]; then PEAK_KIB="$kib"; fi
-    done
+    read -r wall kib rc cpu < <(python3 -c "$MEASURE" "$STDOUT" "$@")
+    if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+        echo "$name failed (exit $rc)" >&2; exit 1
+    fi
+    if [ -z "${BEST_WALL[$name]:-}" ] || python3 -c "import sys; sys.exit(not $wall < ${BEST_WALL[$name]})"; then
+        BEST_WALL[$name]="$wall"
+        BEST_CPU[$name]="$cpu"
+        OUT[$name]="$(cat "$STDOUT")"
+    fi
+    if [ "$kib" -gt "${PEAK_KIB[$name]:-0}" ]; then PEAK_KIB[$name]="$kib"; fi
+    WALLS[$name]="${WALLS[$name]:-} $wall"
 }
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"; }
 
-ROWS=()
-add_row() { ROWS+=("$1|$2|$3|$4|$BEST_CPU"); }   # name|wall|packets|peak_kib|cpu
-
-echo "(a) readrate libpcap..." >&2
-best_of libpcap "$READRATE" libpcap "$FILE"
-PACKETS="$(field packets "$LAST_OUT")"
-BYTES="$(field bytes "$LAST_OUT")"
-add_row "(a) libpcap read loop (pcap_next_ex)" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
-
-echo "(b) readrate own..." >&2
-best_of own "$READRATE" own "$FILE"
-[ "$(field packets "$LAST_OUT")" = "$PACKETS" ] || { echo "own reader saw a different packet count" >&2; exit 1; }
-add_row "(b) phonehome reader loop" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
-
 ANALYZE=("$PHONEHOME" analyze -q --format json -o /dev/null)
-if "$PHONEHOME" analyze --help 2>/dev/null | grep -q -- '--threads'; then
-    echo "(c) analyze --threads 1..." >&2
-    best_of analyze1 "${ANALYZE[@]}" --threads 1 "$FILE"
-    add_row "(c) phonehome analyze --threads 1" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
-    echo "(c) analyze --threads $THREADS..." >&2
-    best_of analyzeN "${ANALYZE[@]}" --threads "$THREADS" "$FILE"
-    add_row "(c) phonehome analyze --threads $THREADS" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
-else
-    echo "(c) analyze (this build has no --threads)..." >&2
-    best_of analyze "${ANALYZE[@]}" "$FILE"
-    add_row "(c) phonehome analyze (no --threads)" "$BEST_WALL" "$PACKETS" "$PEAK_KIB"
-fi
+for round in $(seq "$REPEAT"); do
+    echo "round $round of $REPEAT: (a) libpcap, (b) own reader, (c) analyze 1 and $THREADS threads..." >&2
+    run_once a "$READRATE" libpcap "$FILE"
+    run_once b "$READRATE" own "$FILE"
+    run_once c1 "${ANALYZE[@]}" --threads 1 "$FILE"
+    run_once cN "${ANALYZE[@]}" --threads "$THREADS" "$FILE"
+done
+PACKETS="$(field packets "${OUT[a]}")"
+BYTES="$(field bytes "${OUT[a]}")"
+[ "$(field packets "${OUT[b]}")" = "$PACKETS" ] || { echo "own reader saw a different packet count" >&2; exit 1; }
+
+ROWS=()
+add_row() { ROWS+=("$2|${BEST_WALL[$1]}|$PACKETS|${PEAK_KIB[$1]}|${BEST_CPU[$1]}|${WALLS[$1]}"); }
+add_row a "(a) libpcap read loop (pcap_next_ex)"
+add_row b "(b) phonehome reader loop"
+add_row c1 "(c) phonehome analyze --threads 1"
+add_row cN "(c) phonehome analyze --threads $THREADS"
 
 python3 - "$FILE" "$PACKETS" "$BYTES" "$REPEAT" "${ROWS[@]}" <<'EOF'
 import os, platform, sys
@@ -120,13 +114,13 @@ model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.sta
 load = open("/proc/loadavg").read().split()[:3]
 print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB, {packets} packets, {size_bytes} captured bytes, page cache warm)")
 print(f"machine: {os.cpu_count()} CPUs ({model}), kernel {platform.release()}, load average {' '.join(load)}")
-print(f"best of {repeat} runs per method; peak RSS is the largest over the runs")
+print(f"{repeat} interleaved rounds; each method's best round; peak RSS is the largest over the runs")
 print()
 print("| method | wall s | CPU s | packets/s | Gbit/s | vs (a) | peak RSS MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 base = None
 res = []
-for name, wall, pk, kib, cpu in rows:
+for name, wall, pk, kib, cpu, walls in rows:
     wall = float(wall)
     pps = int(pk) / wall
     base = base or pps
@@ -142,4 +136,10 @@ if len(an) == 2:
     print(f"  >= 2 M packets/s in total:       {many[1] / 1e6:.2f} M  {'ok' if many[1] >= 2e6 else 'MISSED'}")
     peak = max(one[2], many[2]) / 1024
     print(f"  peak RSS < 1024 MiB:             {peak:.0f} MiB  {'ok' if peak < 1024 else 'MISSED'}")
+    # The same ratios within each round (same machine conditions), median.
+    w = [[float(x) for x in r[5].split()] for r in rows]
+    per_round = sorted(zip((a / c1 for a, c1 in zip(w[0], w[2])), (c1 / cn for c1, cn in zip(w[2], w[3]))))
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print(f"per round (median of {len(w[0])}): 1 thread {med([x for x, _ in per_round]):.2f}x libpcap, "
+          f"all threads {med([y for _, y in per_round]):.2f}x 1 thread")
 EOF
