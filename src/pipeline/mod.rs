@@ -4,10 +4,17 @@
 //! frame's headers far enough to pick a worker ([`Sharder`]: by host, so
 //! passive DNS and per-host timing stay whole), reassembles IP fragments
 //! (a datagram's later fragments carry no ports, and fragments are rare),
-//! and copies the frame into that worker's open [`Batch`]. Full batches
-//! travel over a bounded crossbeam channel per worker and come back through
-//! one return channel for reuse, so the steady state allocates nothing per
-//! packet and a slow worker slows the reader instead of growing a queue.
+//! and puts the decoded headers and a copy of the payload into that
+//! worker's open [`Batch`] (workers never decode a frame again). Full
+//! batches travel over a bounded crossbeam channel per worker and come back
+//! through one return channel for reuse, so the steady state allocates
+//! nothing per packet and a slow worker slows the reader instead of growing
+//! a queue.
+//!
+//! Offline with few threads, the reading thread is a worker too
+//! ([`Pipeline`]): it analyses its own share of the hosts in place, sized by
+//! `reader_shares` so that it is as busy as each worker thread — on two
+//! cores a reader that only dispatched would be a third thread.
 //!
 //! Each worker owns an [`Engine`] — its shard of the flow table, TCP
 //! reassembly, passive DNS and host table — and shares nothing. Event lines
