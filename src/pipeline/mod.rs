@@ -45,7 +45,7 @@ use std::thread::JoinHandle;
 use worker::WorkerResult;
 
 /// Batches waiting in each worker's queue at most.
-const QUEUE_DEPTH: usize = 8;
+const QUEUE_DEPTH: usize = 32;
 /// Batches waiting in each worker's queue at most in live capture: deeper,
 /// because there a full queue loses packets instead of slowing the reader
 /// (32 × 256 packets absorb a burst of ~8k packets per worker).
