@@ -44,11 +44,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use worker::WorkerResult;
 
-/// Batches waiting in each worker's queue at most.
+/// Batches waiting in each worker's queue at most (offline: a full queue
+/// makes the reader wait; 32 rather than 8 absorbs bursts of costly
+/// packets, measured −4 % wall time with 2 threads).
 const QUEUE_DEPTH: usize = 32;
-/// Batches waiting in each worker's queue at most in live capture: deeper,
-/// because there a full queue loses packets instead of slowing the reader
-/// (32 × 256 packets absorb a burst of ~8k packets per worker).
+/// Batches waiting in each worker's queue at most in live capture, where a
+/// full queue loses packets instead of slowing the reader (32 × 256 packets
+/// absorb a burst of ~8k packets per worker).
 pub const LIVE_QUEUE_DEPTH: usize = 32;
 /// Event chunks waiting for the writer at most.
 const EVENT_QUEUE: usize = 64;
