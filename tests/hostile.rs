@@ -383,6 +383,14 @@ fn dns_names_that_loop_or_never_end_do_not_hang_or_leak_into_the_report() {
         reported(&r, host(1)) && reported(&r, host(2)),
         "before and after are kept"
     );
+    // Each hostile message is counted as an anomaly; the two real queries
+    // are not.
+    assert_eq!(
+        r["summary"]["dns_anomalies"],
+        hostile.len(),
+        "{}",
+        r["summary"]
+    );
     for i in 0..hostile.len() as u8 {
         if let Some(c) = contact(&r, &host(10 + i).to_string(), "kaspersky") {
             // The 300-label name is cut at 255 bytes, so its kaspersky.com

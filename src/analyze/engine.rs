@@ -22,8 +22,7 @@ use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Ports on which UDP payloads are tried as DNS (DNS, mDNS, LLMNR).
-const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+use crate::protocols::dns::PORTS as DNS_PORTS;
 
 /// Slots the flow sweeper looks at per packet.
 const SWEEP_PER_PACKET: usize = 4;

@@ -297,6 +297,7 @@ pub fn summary_of(stats: &EngineStats, files: usize) -> Summary {
         flows_evicted: flows.evicted_early,
         streams_abandoned: stats.streams_abandoned,
         dns_messages: a.dns_messages,
+        dns_anomalies: a.dns_anomalies,
         tls_client_hellos: a.client_hellos,
         quic_client_hellos: a.quic_client_hellos,
         http_requests: a.http_requests,

@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 /// Ports whose UDP/TCP conversations are DNS (the server is a resolver, not
 /// a vendor server): DNS, mDNS, LLMNR.
-const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+use crate::protocols::dns::PORTS as DNS_PORTS;
 
 /// The facts about a conversation that attribution needs.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +94,9 @@ pub struct FlowNote {
 pub struct AnalysisStats {
     /// DNS messages parsed.
     pub dns_messages: u64,
+    /// DNS messages with an anomaly (bad compression pointer, over-long
+    /// name, reserved label type, truncated or over-cap sections).
+    pub dns_anomalies: u64,
     /// TLS ClientHellos parsed.
     pub client_hellos: u64,
     /// ClientHellos read from QUIC Initial packets.
@@ -108,6 +111,7 @@ impl AnalysisStats {
     /// Adds another stage's counters to these.
     pub fn merge(&mut self, o: &AnalysisStats) {
         self.dns_messages += o.dns_messages;
+        self.dns_anomalies += o.dns_anomalies;
         self.client_hellos += o.client_hellos;
         self.quic_client_hellos += o.quic_client_hellos;
         self.http_requests += o.http_requests;
@@ -719,6 +723,9 @@ impl Analysis {
         sink: &mut dyn EventSink,
     ) {
         self.stats.dns_messages += 1;
+        if msg.anomalies.any() {
+            self.stats.dns_anomalies += 1;
+        }
         self.hosts.observe(now);
         let (src, dst) = ctx.endpoints(dir);
         let link = if dir == Dir::ToServer {

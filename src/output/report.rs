@@ -64,6 +64,10 @@ pub struct Summary {
     pub streams_abandoned: u64,
     /// DNS messages parsed.
     pub dns_messages: u64,
+    /// DNS messages with an anomaly (bad compression pointer, over-long
+    /// name, reserved label type, truncated or over-cap sections): crafted
+    /// or broken DNS on the link.
+    pub dns_anomalies: u64,
     /// TLS ClientHellos parsed.
     pub tls_client_hellos: u64,
     /// ClientHellos read from QUIC Initial packets.

@@ -246,8 +246,8 @@ fn summary_lines(s: &Summary, hosts: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "{} malformed, {} truncated, {} non-IP frames",
-        s.malformed_packets, s.truncated_packets, s.non_ip_frames
+        "{} malformed, {} truncated, {} non-IP frames; {} anomalous DNS messages",
+        s.malformed_packets, s.truncated_packets, s.non_ip_frames, s.dns_anomalies
     );
     for e in &s.input_errors {
         let _ = writeln!(

@@ -300,6 +300,9 @@ fn push_label(out: &mut String, label: &[u8]) {
     });
 }
 
+/// Ports on which payloads are tried as DNS (DNS, mDNS, LLMNR).
+pub const PORTS: [u16; 3] = [53, 5353, 5355];
+
 /// Whether a UDP payload on a DNS port looks like a DNS message (header
 /// plausible), used before a full parse.
 pub fn plausible(buf: &[u8]) -> bool {
