@@ -131,8 +131,10 @@ pub struct Beacon {
 }
 
 /// Beacon state of one destination: connection and DNS series, and the
-/// streaming confirmation.
-#[derive(Debug, Clone, Default)]
+/// streaming confirmation. Kept in the live state file, so a restarted
+/// sensor goes on with the series instead of starting them again
+/// ([`Beacons::sanitized`] restores the invariants of one read back).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Beacons {
     /// Connection starts and sizes.
     pub connections: Series,
@@ -244,5 +246,13 @@ impl Beacons {
     /// Bytes held on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.connections.heap_bytes() + self.dns.heap_bytes()
+    }
+
+    /// The same state with every bound restored, for one read from a file
+    /// that may have been damaged or edited.
+    pub fn sanitized(mut self) -> Self {
+        self.connections = self.connections.sanitized();
+        self.dns = self.dns.sanitized();
+        self
     }
 }

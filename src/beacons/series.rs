@@ -26,7 +26,7 @@ pub const MAX_SIZES: usize = 128;
 /// differs between one and N worker threads): each size is keyed by a hash
 /// of its connection's start time and the [`MAX_SIZES`] smallest keys stay
 /// (a bottom-k sample, uniform over the connections).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct SizeSample {
     kept: Vec<(u64, u32)>,
 }
@@ -69,7 +69,7 @@ impl SizeSample {
 
 /// A ring of at most `cap` values: grows with use, then overwrites the
 /// oldest. An empty ring allocates nothing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Ring {
     buf: Vec<u32>,
     /// Index of the oldest value once the ring is full.
@@ -98,7 +98,7 @@ impl Ring {
 }
 
 /// The session being extended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Open {
     /// First start of the first session ever.
     first: Timestamp,
@@ -109,7 +109,7 @@ struct Open {
 }
 
 /// One series: bounded state, O(1) per start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Series {
     open: Option<Open>,
     /// Milliseconds between consecutive session starts (saturating).
@@ -126,6 +126,30 @@ pub struct Series {
 }
 
 impl Series {
+    /// The same series with its bounds restored (see
+    /// [`super::Beacons::sanitized`]): at most [`MAX_INTERVALS`] intervals
+    /// with the ring's head inside them, at most [`MAX_SIZES`] sizes, and a
+    /// current session that does not start before the first.
+    pub(super) fn sanitized(mut self) -> Self {
+        self.intervals.buf.truncate(MAX_INTERVALS);
+        self.intervals.buf.shrink_to_fit();
+        let len = self.intervals.buf.len();
+        self.intervals.head = if len < MAX_INTERVALS {
+            0
+        } else {
+            self.intervals.head % len
+        };
+        self.sizes.kept.truncate(MAX_SIZES);
+        self.sizes.kept.shrink_to_fit();
+        if let Some(o) = self.open.as_mut() {
+            o.start = o.start.max(o.first);
+            o.last = o.last.max(o.start);
+        }
+        self.sessions = self.sessions.max(self.intervals.len() as u64);
+        self.starts = self.starts.max(self.sessions);
+        self
+    }
+
     /// Whether nothing was pushed.
     pub fn is_empty(&self) -> bool {
         self.open.is_none()

@@ -11,8 +11,9 @@ use crate::capture::Timestamp;
 /// Connection times kept per contact (1 KiB at most).
 pub const MAX_TIMES: usize = 128;
 
-/// Sampled connection start times of one contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Sampled connection start times of one contact (kept in the live state
+/// file: [`ConnTimes::sanitized`] restores the invariants of one read back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnTimes {
     /// Kept times, sorted.
     times: Vec<Timestamp>,
@@ -55,6 +56,22 @@ impl ConnTimes {
             });
             self.every = self.every.saturating_mul(2);
         }
+    }
+
+    /// The same sample with its invariants restored, for one read from a
+    /// file that may have been damaged or edited: times sorted and at most
+    /// the cap, `every` a power of two, `seen` at least the times kept.
+    pub fn sanitized(mut self) -> Self {
+        self.times.sort_unstable();
+        self.every = self
+            .every
+            .max(1)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 63);
+        self.thin();
+        self.times.shrink_to_fit();
+        self.seen = self.seen.max(self.times.len() as u64);
+        self
     }
 
     /// The kept times, sorted.

@@ -9,6 +9,14 @@
 //! vendor the feeds no longer have is skipped (and counted) on load. Loading
 //! applies the same caps as capture: names, servers and rules per contact,
 //! hosts per table.
+//!
+//! Each contact also keeps its sampled connection times and its beacon
+//! state (the bounded interval and size series and when a beacon was
+//! confirmed), so a restarted sensor goes on with the timing analysis — a
+//! beacon confirmed before the restart stays confirmed (and is not alerted
+//! again), and one half-way to confirmation keeps its evidence. Files
+//! written before these fields existed load without them; values read back
+//! are brought within the same bounds as live state.
 
 use crate::capture::Timestamp;
 use crate::feeds::{Intel, Purpose, RuleId};
@@ -68,6 +76,12 @@ struct StateContact {
     first_seen: i64,
     /// Nanoseconds since the Unix epoch.
     last_seen: i64,
+    /// Sampled connection start times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    times: Option<crate::hosts::ConnTimes>,
+    /// Beacon series and confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    beacon: Option<crate::beacons::Beacons>,
 }
 
 /// Why a state file could not be used.
@@ -140,6 +154,10 @@ fn to_file(hosts: &HostTable, intel: &Intel, now: Timestamp) -> StateFile {
                         dns_queries: c.dns_queries,
                         first_seen: c.first_seen.0,
                         last_seen: c.last_seen.0,
+                        times: (c.times.every() > 0 && !c.times.times().is_empty())
+                            .then(|| c.times.clone()),
+                        beacon: (!c.beacon.connections.is_empty() || !c.beacon.dns.is_empty())
+                            .then(|| c.beacon.clone()),
                     })
                 })
                 .collect(),
@@ -306,6 +324,12 @@ fn from_file(file: StateFile, intel: &Intel) -> Loaded {
             };
             k.connections = c.connections;
             k.dns_queries = c.dns_queries;
+            if let Some(t) = c.times {
+                k.times = t.sanitized();
+            }
+            if let Some(b) = c.beacon {
+                k.beacon = b.sanitized();
+            }
             contacts.push(k);
         }
         if !contacts.is_empty() {
@@ -353,6 +377,15 @@ mod tests {
         c.rules = vec![rule];
         c.connections = 25;
         c.dns_queries = 7;
+        // A beacon every 300 s, confirmed by the streaming check.
+        for i in 0..25i64 {
+            let start = Timestamp(c.first_seen.0 + i * 300_000_000_000);
+            c.times.record(start);
+            c.beacon.connection(start);
+            c.beacon.connection_bytes(start, 4_000);
+        }
+        let before = c.beacon.result(None).expect("a beacon before saving");
+        assert!(c.beacon.confirmed_at.is_some());
         let mut table = HostTable::new(HostLimits::default());
         table.insert(Host {
             ip: "10.20.0.5".parse().unwrap(),
@@ -375,8 +408,58 @@ mod tests {
             serde_json::to_string(&a).unwrap(),
             serde_json::to_string(&b).unwrap()
         );
+        // The timing analysis goes on where it was: same beacon, same
+        // confirmation, same connection times.
+        let (c0, c1) = (
+            &table.sorted()[0].contacts[0],
+            &back.sorted()[0].contacts[0],
+        );
+        assert_eq!(c1.beacon.result(None), Some(before));
+        assert_eq!(c1.beacon.confirmed_at, c0.beacon.confirmed_at);
+        assert_eq!(c1.times, c0.times);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A damaged or edited file cannot smuggle unbounded series in: rings,
+    /// samples and times are cut to their caps, and nothing panics.
+    #[test]
+    fn beacon_state_read_back_is_bounded() {
+        let intel = intel();
+        let n = 5_000;
+        let intervals: Vec<u32> = (0..n).map(|_| 300_000).collect();
+        let sizes: Vec<(u64, u32)> = (0..n as u64).map(|k| (k, 4_000)).collect();
+        let times: Vec<i64> = (0..n as i64).rev().map(|k| k * 300_000_000_000).collect();
+        let series = serde_json::json!({
+            "open": {"first": 900, "start": 100, "last": 50},
+            "intervals": {"buf": intervals, "head": 123_456},
+            "sizes": {"kept": sizes},
+            "starts": 0, "sessions": 0, "late": 0
+        });
+        let file = serde_json::json!({
+            "format": "phonehome-state", "version": 1, "saved": "",
+            "hosts": [{"ip": "10.0.0.1", "contacts": [{
+                "vendor": "kaspersky", "purposes": [], "evidence": [], "names": [],
+                "names_dropped": 0, "servers": [], "servers_dropped": 0, "rules": [],
+                "connections": 1, "dns_queries": 0, "first_seen": 0, "last_seen": 0,
+                "times": {"times": times, "every": 3, "seen": 0},
+                "beacon": {"connections": series.clone(), "dns": series,
+                           "confirmed_at": null, "unchecked": [7, 9]}
+            }]}]
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let l = load(&path, &intel).unwrap();
+        let c = &l.hosts[0].contacts[0];
+        assert!(c.times.times().len() <= crate::hosts::MAX_TIMES);
+        assert!(c.times.times().is_sorted());
+        assert!(c.times.every().is_power_of_two());
+        assert!(c.beacon.heap_bytes() <= 2 * (512 * 4 + 128 * 16));
+        // And the series still works.
+        let mut b = c.beacon.clone();
+        b.connection(Timestamp(2_000_000_000_000_000_000));
+        let _ = b.result(None);
     }
 
     #[test]
