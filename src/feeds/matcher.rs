@@ -52,6 +52,9 @@ pub struct Matcher {
     fallback: HashMap<(super::VendorId, IpAddr), RuleId>,
     /// (IP protocol, first port, last port, rule), in feed order.
     ports: Vec<(u8, u16, u16, RuleId)>,
+    /// Fewest and most labels of any name rule: a query only looks up the
+    /// suffixes of a name with a label count in this range.
+    labels: (usize, usize),
     /// The longest label of every name rule (None: no name rules, or the
     /// automaton could not be built — then every message is parsed).
     anchors: Option<aho_corasick::AhoCorasick>,
@@ -111,6 +114,7 @@ impl Matcher {
             ja4: HashMap::default(),
             fallback: HashMap::default(),
             ports: Vec::new(),
+            labels: (usize::MAX, 0),
             anchors: None,
         };
         for (i, r) in feeds.rules.iter().enumerate() {
@@ -165,6 +169,10 @@ impl Matcher {
             }
         }
         m.anchors = anchors(m.names.keys().map(|k| &**k));
+        for n in m.names.keys() {
+            let count = n.iter().filter(|&&b| b == b'.').count() + 1;
+            m.labels = (m.labels.0.min(count), m.labels.1.max(count));
+        }
         m
     }
 
@@ -190,8 +198,17 @@ impl Matcher {
         lower.make_ascii_lowercase();
         let mut candidate: &[u8] = lower;
         let mut first = true;
+        // Only suffixes with as many labels as some rule can match: skip
+        // the longer ones, stop before the shorter ones.
+        let (fewest, most) = self.labels;
+        let mut labels = candidate.iter().filter(|&&b| b == b'.').count() + 1;
         loop {
-            if let Some(r) = self.names.get(candidate) {
+            if labels < fewest {
+                return None;
+            }
+            if labels <= most
+                && let Some(r) = self.names.get(candidate)
+            {
                 if first && let Some(rule) = r.exact {
                     return Some(NameMatch { rule, exact: true });
                 }
@@ -200,6 +217,7 @@ impl Matcher {
                 }
             }
             first = false;
+            labels -= 1;
             // The parent: what follows the first dot.
             match candidate.iter().position(|&b| b == b'.') {
                 Some(dot) => match candidate.get(dot + 1..) {
@@ -322,6 +340,12 @@ mod tests {
         assert_eq!(m.name("KSN-1.Kaspersky-Labs.COM.").map(|x| x.rule), Some(1));
         assert_eq!(m.name("kaspersky.com").map(|x| x.exact), Some(true));
         assert_eq!(m.name("a.b.kaspersky.com").map(|x| x.exact), Some(false));
+        // Suffixes longer than any rule are skipped, not missed.
+        assert_eq!(
+            m.name("a.b.c.d.e.f.g.kaspersky.com")
+                .map(|x| (x.rule, x.exact)),
+            Some((0, false))
+        );
         assert_eq!(m.name("notkaspersky.com"), None);
         assert_eq!(m.name("kaspersky.com.example.net"), None);
         assert_eq!(m.name("com"), None);
