@@ -117,14 +117,18 @@ pub struct DnsMessage {
     pub answers: Vec<Answer>,
     /// Anomalies seen.
     pub anomalies: Anomalies,
-    /// Text of every decoded name, concatenated (names are ranges into it).
-    text: String,
+    /// Text of every decoded name, concatenated (names are ranges into it):
+    /// printable ASCII only (see `push_label`).
+    text: Vec<u8>,
 }
 
 impl DnsMessage {
     /// The text of a name range (lowercase is NOT applied: names are as sent).
     pub fn text(&self, r: &Range<usize>) -> &str {
-        self.text.get(r.clone()).unwrap_or("")
+        self.text
+            .get(r.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// The first question's name, if any.
@@ -260,7 +264,7 @@ impl DnsMessage {
                         break;
                     }
                     if self.text.len() > start {
-                        self.text.push('.');
+                        self.text.push(b'.');
                     }
                     push_label(&mut self.text, label);
                     pos += 1 + usize::from(len);
@@ -294,8 +298,8 @@ impl DnsMessage {
 /// Appends a label, escaping bytes that are not printable ASCII (and the
 /// dot and backslash, which would change the name's meaning) as `\DDD`, so a
 /// hostile name can never carry control characters into a log or terminal.
-fn push_label(out: &mut String, label: &[u8]) {
-    super::push_escaped(out, label, |b| {
+fn push_label(out: &mut Vec<u8>, label: &[u8]) {
+    super::push_escaped_bytes(out, label, |b| {
         b.is_ascii_graphic() && b != b'.' && b != b'\\'
     });
 }

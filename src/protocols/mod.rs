@@ -35,10 +35,10 @@ fn escape(raw: &[u8], out: &mut String, spaces: bool) {
 
 /// Appends `raw` to `out`, keeping the bytes `keep` accepts and writing
 /// every other byte as `\DDD` (decimal, the RFC 1035 master-file form).
-/// `keep` must accept only ASCII (a kept byte is written as one char).
+/// `keep` must accept only ASCII, so the result is ASCII (valid UTF-8).
 /// Runs of kept bytes are copied at once: names are almost always clean,
-/// and this is on the path of every DNS question.
-pub(crate) fn push_escaped(out: &mut String, raw: &[u8], keep: impl Fn(u8) -> bool) {
+/// and this is on the path of every DNS name.
+pub(crate) fn push_escaped_bytes(out: &mut Vec<u8>, raw: &[u8], keep: impl Fn(u8) -> bool) {
     let mut rest = raw;
     loop {
         let run = rest
@@ -46,16 +46,22 @@ pub(crate) fn push_escaped(out: &mut String, raw: &[u8], keep: impl Fn(u8) -> bo
             .position(|&b| !(b.is_ascii() && keep(b)))
             .unwrap_or(rest.len());
         let (clean, tail) = rest.split_at(run);
-        out.extend(clean.iter().map(|&b| char::from(b)));
+        out.extend_from_slice(clean);
         let Some((&b, tail)) = tail.split_first() else {
             return;
         };
-        out.push('\\');
-        out.push(char::from(b'0' + b / 100));
-        out.push(char::from(b'0' + (b / 10) % 10));
-        out.push(char::from(b'0' + b % 10));
+        out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
         rest = tail;
     }
+}
+
+/// [`push_escaped_bytes`] into a `String`.
+pub(crate) fn push_escaped(out: &mut String, raw: &[u8], keep: impl Fn(u8) -> bool) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    push_escaped_bytes(&mut bytes, raw, keep);
+    // Only ASCII was added, so this cannot fail; keep what is there if it did.
+    *out = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 #[cfg(test)]
