@@ -800,7 +800,7 @@ impl Pipeline {
 /// The reading thread's cost per packet (read, decode, pick a worker, copy)
 /// relative to a worker's (decode and analyse), measured with
 /// benches/throughput.sh on the realistic mix.
-const READER_COST: f64 = 0.52;
+const READER_COST: f64 = 0.56;
 
 /// How an offline pipeline of `threads` threads splits the hosts, in
 /// thousandths: the `threads - 1` worker threads, then the reading thread,
