@@ -798,8 +798,9 @@ impl Pipeline {
 }
 
 /// The reading thread's cost per packet (read, decode, pick a worker, copy)
-/// relative to a worker's (decode and analyse), measured with
-/// benches/throughput.sh on the realistic mix.
+/// relative to a worker's (analyse a decoded packet): the value that makes
+/// the two threads' CPU time equal on the bulk mix (per-thread CPU measured
+/// with 2 threads on benches/throughput.sh's file).
 const READER_COST: f64 = 0.56;
 
 /// How an offline pipeline of `threads` threads splits the hosts, in
