@@ -24,8 +24,13 @@ use std::sync::Arc;
 
 use crate::protocols::dns::PORTS as DNS_PORTS;
 
-/// Slots the flow sweeper looks at per packet.
+/// Slots the flow sweeper looks at per packet, on average: it runs every
+/// [`SWEEP_EVERY`] packets over `SWEEP_PER_PACKET × SWEEP_EVERY` slots, so
+/// the expired flows it finds are loaded together (their cache misses
+/// overlap, see `FlowTable::sweep`).
 const SWEEP_PER_PACKET: usize = 4;
+/// Packets between two runs of the sweeper.
+const SWEEP_EVERY: u32 = 16;
 
 /// Every cap and timeout of the engine.
 #[derive(Debug, Clone)]
@@ -86,6 +91,8 @@ pub struct Engine {
     ended: Vec<Flow<FlowNote>>,
     reassembled: Vec<u8>,
     now: Timestamp,
+    /// Packets until the sweeper runs again.
+    sweep_countdown: u32,
     /// Packet counters.
     pub counters: Counters,
 }
@@ -186,6 +193,7 @@ impl Engine {
             ended: Vec::new(),
             reassembled: Vec::new(),
             now: Timestamp(i64::MIN),
+            sweep_countdown: SWEEP_EVERY,
             counters: Counters::default(),
         }
     }
@@ -196,6 +204,16 @@ impl Engine {
     pub fn advance_clock(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
         self.flows.advance(self.now);
+    }
+
+    /// Lets the flow sweeper look at its share of slots for one packet.
+    fn sweep(&mut self) {
+        self.sweep_countdown = self.sweep_countdown.saturating_sub(1);
+        if self.sweep_countdown == 0 {
+            self.sweep_countdown = SWEEP_EVERY;
+            let n = SWEEP_PER_PACKET * SWEEP_EVERY as usize;
+            self.flows.sweep(self.now, n, &mut self.ended);
+        }
     }
 
     /// Processes one captured frame.
@@ -228,8 +246,7 @@ impl Engine {
             }
             Decoded::Malformed(_) => self.counters.malformed += 1,
         }
-        self.flows
-            .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
+        self.sweep();
         self.end_flows(events);
     }
 
@@ -247,8 +264,7 @@ impl Engine {
         self.counters.count_parts(ts, caplen);
         self.advance_clock(ts);
         self.packet(p, ts, orig_len, &mut *events);
-        self.flows
-            .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
+        self.sweep();
         self.end_flows(events);
     }
 
@@ -275,8 +291,7 @@ impl Engine {
             Decoded::Malformed(_) => self.counters.malformed += 1,
             _ => {}
         }
-        self.flows
-            .sweep(self.now, SWEEP_PER_PACKET, &mut self.ended);
+        self.sweep();
         self.end_flows(events);
     }
 

@@ -77,6 +77,10 @@ fn addr_bits(a: IpAddr) -> u128 {
     }
 }
 
+/// Slots the sweeper collects before it looks at them (see
+/// [`FlowTable::sweep`]).
+const SWEEP_BATCH: usize = 16;
+
 /// The slot after `i` in a table of `len`, wrapping to 0 (no division: the
 /// sweeper calls this a few times per packet).
 fn next_slot(i: usize, len: usize) -> usize {
@@ -511,6 +515,11 @@ impl<T: Default> FlowTable<T> {
 
     /// Looks at the next `n` slots and moves flows idle past their timeout
     /// to `ended`.
+    ///
+    /// Two passes: the dense deadline array first, collecting the slots
+    /// whose bound has passed (and starting to load each one, so their
+    /// cache misses overlap instead of queueing one after another), then
+    /// those slots themselves.
     pub fn sweep(&mut self, now: Timestamp, n: usize, ended: &mut Vec<Flow<T>>) {
         self.advance(now);
         let now = self.clock;
@@ -518,12 +527,38 @@ impl<T: Default> FlowTable<T> {
         if len == 0 {
             return;
         }
-        for _ in 0..n.min(len) {
-            self.sweep_at = next_slot(self.sweep_at, len);
-            let i = self.sweep_at;
-            if self.deadline.get(i).is_none_or(|d| now.0 <= *d) {
-                continue;
+        let mut due = [0u32; SWEEP_BATCH];
+        let mut left = n.min(len);
+        while left > 0 {
+            let mut k = 0;
+            while left > 0 && k < SWEEP_BATCH {
+                left -= 1;
+                self.sweep_at = next_slot(self.sweep_at, len);
+                let i = self.sweep_at;
+                if self.deadline.get(i).is_some_and(|d| now.0 > *d)
+                    && let Some(d) = due.get_mut(k)
+                {
+                    *d = i as u32;
+                    k += 1;
+                    // Load the fields the look and the removal read, from
+                    // each part of the slot, without waiting for them.
+                    std::hint::black_box(
+                        self.slots
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .map(|f| (f.last_ts, f.closed, f.hash, f.tcp.is_some())),
+                    );
+                }
             }
+            for &i in due.get(..k).unwrap_or_default() {
+                self.sweep_slot(i as usize, now, ended);
+            }
+        }
+    }
+
+    /// The sweeper's look at one slot whose deadline bound has passed.
+    fn sweep_slot(&mut self, i: usize, now: Timestamp, ended: &mut Vec<Flow<T>>) {
+        {
             // The bound has passed: look at the flow itself.
             let deadline = match self.slots.get(i).and_then(|s| s.as_ref()) {
                 Some(f) => f.deadline(&self.limits),
