@@ -470,8 +470,17 @@ impl Engine {
 
     /// Finishes conversations the flow table let go of.
     fn end_flows(&mut self, events: &mut dyn EventSink) {
-        while let Some(mut f) = self.ended.pop() {
-            let ctx = ctx_of(&f);
+        let Engine {
+            ended,
+            analysis,
+            scratch,
+            budget,
+            ..
+        } = self;
+        // Latest first (the order they were found in, reversed, as before),
+        // in place: a flow is not moved again just to be looked at.
+        for f in ended.iter_mut().rev() {
+            let ctx = ctx_of(f);
             let Flow {
                 tcp,
                 pipeline,
@@ -481,28 +490,27 @@ impl Engine {
                 last_ts,
                 bytes,
                 ..
-            } = &mut f;
+            } = f;
             if let Some(dirs) = tcp.as_mut() {
                 for (d, dir) in dirs.iter_mut().zip([Dir::ToServer, Dir::ToClient]) {
-                    let analysis = &mut self.analysis;
                     let mut emit = |obs: Observation<'_>| {
                         analysis.observe(&ctx, user, dir, *last_ts, &obs, &mut *events)
                     };
                     let mut sink = Sink {
                         pipeline,
-                        scratch: &mut self.scratch,
-                        budget: &mut self.budget,
+                        scratch,
+                        budget,
                         emit: &mut emit,
                     };
                     d.flush(&mut sink);
-                    d.release(&mut self.budget);
+                    d.release(budget);
                 }
             }
-            quic.release(&mut self.budget);
+            quic.release(budget);
             let total = bytes[0].saturating_add(bytes[1]);
-            self.analysis
-                .flow_end(&ctx, user, *first_ts, *last_ts, total);
+            analysis.flow_end(&ctx, user, *first_ts, *last_ts, total);
         }
+        ended.clear();
     }
 
     /// Live capture: moves the clock to `now` (wall time, so conversations
