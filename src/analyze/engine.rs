@@ -477,9 +477,13 @@ impl Engine {
             budget,
             ..
         } = self;
-        // Latest first (the order they were found in, reversed, as before),
-        // in place: a flow is not moved again just to be looked at.
-        for f in ended.iter_mut().rev() {
+        // In the order they started, whatever the order the sweeper found
+        // them in (slot order, which differs between one and N workers):
+        // contacts recorded at a flow's end (watched places) then see their
+        // connections in time order. In place: a flow is not moved again
+        // just to be looked at.
+        ended.sort_by_key(|f| f.first_ts);
+        for f in ended.iter_mut() {
             let ctx = ctx_of(f);
             let Flow {
                 tcp,
