@@ -22,8 +22,6 @@ use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::protocols::dns::PORTS as DNS_PORTS;
-
 /// Slots the flow sweeper looks at per packet, on average: it runs every
 /// [`SWEEP_EVERY`] packets over `SWEEP_PER_PACKET × SWEEP_EVERY` slots, so
 /// the expired flows it finds are loaded together (their cache misses
@@ -149,7 +147,7 @@ fn tcp_initiator(flags: u8, payload: &[u8], sport: u16, dport: u16) -> Initiator
 
 /// Whether a UDP datagram is a DNS response the engine would parse.
 pub fn carries_dns_answer(sport: u16, dport: u16, payload: &[u8]) -> bool {
-    (DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport))
+    (dns::is_port(sport) || dns::is_port(dport))
         && dns::plausible(payload)
         && payload.get(2).is_some_and(|b| b & 0x80 != 0)
 }
@@ -169,7 +167,7 @@ fn udp_initiator(payload: &[u8], sport: u16, dport: u16) -> Initiator {
             };
         }
     }
-    let dns_port = DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport);
+    let dns_port = dns::is_port(sport) || dns::is_port(dport);
     if dns_port && dns::plausible(payload) {
         let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
         return if response {
@@ -423,8 +421,8 @@ impl Engine {
             || udp_initiator(udp.payload, udp.sport, udp.dport),
             ended,
         );
-        let is_dns = (DNS_PORTS.contains(&udp.sport) || DNS_PORTS.contains(&udp.dport))
-            && dns::plausible(udp.payload);
+        let is_dns =
+            (dns::is_port(udp.sport) || dns::is_port(udp.dport)) && dns::plausible(udp.payload);
         let mut scratch_note = FlowNote::default();
         let mut scratch_quic = QuicState::default();
         let (ctx, note, quic_state, dir) = match slot {

@@ -37,10 +37,6 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Ports whose UDP/TCP conversations are DNS (the server is a resolver, not
-/// a vendor server): DNS, mDNS, LLMNR.
-use crate::protocols::dns::PORTS as DNS_PORTS;
-
 /// The facts about a conversation that attribution needs.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowCtx {
@@ -355,7 +351,8 @@ impl Analysis {
         note.start = Some(now);
         self.hosts.observe(now);
         note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
-        note.dns = DNS_PORTS.contains(&ctx.server.port);
+        // A DNS, mDNS or LLMNR server is a resolver, not a vendor server.
+        note.dns = crate::protocols::dns::is_port(ctx.server.port);
         if !note.ignored {
             self.port_rule(ctx, note, now);
         }

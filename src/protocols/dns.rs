@@ -304,8 +304,10 @@ fn push_label(out: &mut Vec<u8>, label: &[u8]) {
     });
 }
 
-/// Ports on which payloads are tried as DNS (DNS, mDNS, LLMNR).
-pub const PORTS: [u16; 3] = [53, 5353, 5355];
+/// Whether payloads on `port` are tried as DNS (DNS, mDNS, LLMNR).
+pub fn is_port(port: u16) -> bool {
+    matches!(port, 53 | 5353 | 5355)
+}
 
 /// Whether a UDP payload on a DNS port looks like a DNS message (header
 /// plausible), used before a full parse.
