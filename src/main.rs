@@ -120,7 +120,14 @@ fn live_cmd(args: LiveArgs) -> Result<u8> {
         }
         None => None,
     };
-    let mut on_report = |report: &phonehome::output::Report| {
+    let mut on_report = |report: &phonehome::output::Report, kind: live::ReportKind| {
+        if kind == live::ReportKind::Restored {
+            // Known before the restart: alerted then, not again.
+            if let Some(p) = siem.as_mut() {
+                p.prime(report);
+            }
+            return;
+        }
         use std::sync::atomic::Ordering::Relaxed;
         let s = &report.summary;
         metrics.packets.store(s.packets, Relaxed);

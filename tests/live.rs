@@ -798,9 +798,21 @@ fn history_survives_a_restart_without_new_alerts() {
     let first = read_json(&dir.path().join("report.json"));
     let first_alerts = alerts(&dir.path().join("alerts.jsonl"));
     assert!(!first_alerts.is_empty());
+    let ecs_lines = |path: &Path| -> usize {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    assert!(
+        ecs_lines(&dir.path().join("ecs.jsonl")) > 0,
+        "SIEM alerts before the restart"
+    );
     // Restart with the same state: the hosts are known before any packet.
     std::fs::remove_file(dir.path().join("alerts.jsonl")).expect("rm");
     std::fs::remove_file(dir.path().join("report.json")).expect("rm");
+    std::fs::remove_file(dir.path().join("ecs.jsonl")).expect("rm");
     let sensor = Sensor::start(&ns, dir.path(), &["--report-every", "1"]);
     // The first periodic summary (after a second; later on a loaded machine).
     let t = Instant::now();
@@ -823,6 +835,12 @@ fn history_survives_a_restart_without_new_alerts() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sensor.stop().0, 0);
     assert!(alerts(&dir.path().join("alerts.jsonl")).is_empty());
+    // Nor to the SIEM sink: its tracker was primed with the history.
+    assert_eq!(
+        ecs_lines(&dir.path().join("ecs.jsonl")),
+        0,
+        "SIEM alerts again after the restart"
+    );
     let second = read_json(&dir.path().join("report.json"));
     let conns = |r: &Value| -> u64 {
         r["hosts"]

@@ -39,6 +39,12 @@ impl AlertPipeline {
         alerts.len()
     }
 
+    /// Remembers a report's contacts as alerted already, raising nothing
+    /// (history loaded at start: see [`AlertTracker::prime`]).
+    pub fn prime(&mut self, report: &Report) {
+        self.tracker.prime(report);
+    }
+
     /// Delivers for at most `timeout`, spools the rest, stops.
     pub fn close(self, timeout: Duration) -> Vec<SinkReport> {
         self.delivery.close(timeout)

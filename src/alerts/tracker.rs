@@ -92,6 +92,32 @@ impl AlertTracker {
         self.suppressed += other.suppressed;
     }
 
+    /// Remembers the keys of a report as already alerted, raising nothing:
+    /// for history loaded at start (`live --state`), whose contacts and
+    /// beacons were alerted before the restart. Each key counts as alerted
+    /// in the remind period of its last evidence, so later evidence in a
+    /// later period raises a reminder as it would have without the restart.
+    pub fn prime(&mut self, report: &Report) {
+        self.prime_subjects(&subjects(report));
+    }
+
+    /// As [`prime`](Self::prime), on subjects already mapped.
+    pub fn prime_subjects(&mut self, subjects: &[Subject]) {
+        let period_ms = self.cfg.remind_every_s.saturating_mul(1000);
+        for s in subjects {
+            if self.keys.len() >= self.cfg.max_keys {
+                self.keys_refused += 1;
+                continue;
+            }
+            let key = (s.host.ip, s.target());
+            self.keys.entry(key).or_insert(KeyState {
+                last_period: s.last_seen_ms.div_euclid(period_ms),
+                last_alert_ms: s.last_seen_ms,
+                beaconed: s.beacon.is_some(),
+            });
+        }
+    }
+
     /// The alerts a report snapshot raises; `now_ms` is the wall-clock
     /// detection time written into them.
     pub fn observe(&mut self, report: &Report, now_ms: i64) -> Vec<Alert> {
@@ -196,6 +222,39 @@ mod tests {
             source: "connections".into(),
             confirmed_ms: None,
         }
+    }
+
+    /// A restarted sensor primed with its history raises nothing for what
+    /// it knew, a reminder when known contacts show up in a later period,
+    /// and first-contact alerts for new hosts only.
+    #[test]
+    fn primed_history_raises_nothing_again() {
+        let cfg = TrackerConfig {
+            sensor: "s".into(),
+            remind_every_s: 24 * 3600,
+            suppress_s: 3600,
+            max_keys: 100,
+        };
+        let mut known = subject("10.0.0.1", "kaspersky", 0, 2 * H);
+        known.beacon = Some(beacon(300.0));
+        let mut t = AlertTracker::new(cfg);
+        t.prime_subjects(std::slice::from_ref(&known));
+        assert!(
+            t.observe_subjects(std::slice::from_ref(&known), 3 * H)
+                .is_empty()
+        );
+        let new = subject("10.0.0.2", "kaspersky", 3 * H, 3 * H);
+        let got = t.observe_subjects(&[known.clone(), new], 4 * H);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].kind, got[0].subject.host.ip.to_string().as_str()),
+            (AlertKind::FirstContact, "10.0.0.2")
+        );
+        // The next day's evidence for the known contact: a reminder.
+        known.last_seen_ms = 26 * H;
+        let got = t.observe_subjects(&[known], 27 * H);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].kind, AlertKind::Reminder);
     }
 
     fn tracker(remind_h: i64, suppress_h: i64) -> AlertTracker {

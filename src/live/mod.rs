@@ -446,7 +446,12 @@ impl Sensor<'_> {
     }
 
     /// A summary while running: snapshot, merge, report, state.
-    fn summary(&self, workers: &Workers, on_report: &mut dyn FnMut(&Report), err: &mut dyn Write) {
+    fn summary(
+        &self,
+        workers: &Workers,
+        on_report: &mut dyn FnMut(&Report, ReportKind),
+        err: &mut dyn Write,
+    ) {
         let mut stats = EngineStats::default();
         let mut hosts = HostTable::new(self.opts.limits.hosts);
         if let Ok(p) = self.published.lock() {
@@ -461,9 +466,21 @@ impl Sensor<'_> {
         }
         let report = self.report(&stats, &hosts, self.capture_summary(workers.queue_drops()));
         self.write_report(&report, err);
-        on_report(&report);
+        on_report(&report, ReportKind::Summary);
         self.save_state(&hosts, err);
     }
+}
+
+/// What a report handed to `run`'s `on_report` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// The history loaded from `--state`, before any packet: everything in
+    /// it was reported (and alerted) before the restart.
+    Restored,
+    /// A periodic summary.
+    Summary,
+    /// The report at exit.
+    Final,
 }
 
 /// Runs live capture until SIGINT/SIGTERM (or `duration`). Alerts go to
@@ -472,7 +489,7 @@ pub fn run(
     intel: Intel,
     opts: &Options,
     alerts: Box<dyn AlertSink>,
-    on_report: &mut dyn FnMut(&Report),
+    on_report: &mut dyn FnMut(&Report, ReportKind),
     err: &mut dyn Write,
 ) -> Result<Outcome, LiveError> {
     let mut intel = Arc::new(intel);
@@ -515,6 +532,14 @@ pub fn run(
             );
         }
         workers.seed(h.hosts);
+        // The history as a report, before any packet: what was reported
+        // (and alerted) before the restart.
+        let mut hosts = HostTable::new(opts.limits.hosts);
+        for s in workers.snapshot() {
+            hosts.merge(s.hosts);
+        }
+        let restored = Report::new(crate::output::report::Summary::default(), &hosts, &intel);
+        on_report(&restored, ReportKind::Restored);
     }
     let mut sensor = Sensor {
         opts,
@@ -614,7 +639,7 @@ pub fn run(
     let merged = workers.finish(&dispatched);
     let report = sensor.report(&merged.stats, &merged.hosts, capture);
     sensor.write_report(&report, err);
-    on_report(&report);
+    on_report(&report, ReportKind::Final);
     sensor.save_state(&merged.hosts, err);
     if let Some(e) = failure {
         return Err(LiveError::Capture(e));
