@@ -204,6 +204,13 @@ impl Engine {
         self.flows.advance(self.now);
     }
 
+    /// After each packet: the sweeper's share of slots, and the end of the
+    /// conversations the packet or the sweeper let go of.
+    fn after_packet(&mut self, events: &mut dyn EventSink) {
+        self.sweep();
+        self.end_flows(events);
+    }
+
     /// Lets the flow sweeper look at its share of slots for one packet.
     fn sweep(&mut self) {
         self.sweep_countdown = self.sweep_countdown.saturating_sub(1);
@@ -244,8 +251,7 @@ impl Engine {
             }
             Decoded::Malformed(_) => self.counters.malformed += 1,
         }
-        self.sweep();
-        self.end_flows(events);
+        self.after_packet(events);
     }
 
     /// [`Engine::process`] for a frame its caller has decoded already (the
@@ -262,14 +268,7 @@ impl Engine {
         self.counters.count_parts(ts, caplen);
         self.advance_clock(ts);
         self.packet(p, ts, orig_len, &mut *events);
-        self.sweep();
-        self.end_flows(events);
-    }
-
-    /// [`Engine::learn_dns`] for a decoded packet.
-    pub fn learn_dns_packet(&mut self, p: &Packet<'_>, ts: Timestamp) {
-        self.advance_clock(ts);
-        self.learn_packet(p, ts);
+        self.after_packet(events);
     }
 
     /// Processes a datagram that the dispatcher reassembled from fragments
@@ -289,17 +288,15 @@ impl Engine {
             Decoded::Malformed(_) => self.counters.malformed += 1,
             _ => {}
         }
-        self.sweep();
-        self.end_flows(events);
+        self.after_packet(events);
     }
 
-    /// Learns the answers of a DNS response that belongs to another worker's
-    /// host (passive DNS only: no flow, no evidence, no counts).
-    pub fn learn_dns(&mut self, frame: &Frame<'_>) {
-        self.advance_clock(frame.ts);
-        if let Decoded::Packet(p) = decode::decode(frame.linktype, frame.data) {
-            self.learn_packet(&p, frame.ts);
-        }
+    /// Learns the answers of a DNS response (a decoded packet seen at `ts`)
+    /// that belongs to another worker's host (passive DNS only: no flow, no
+    /// evidence, no counts).
+    pub fn learn_dns(&mut self, p: &Packet<'_>, ts: Timestamp) {
+        self.advance_clock(ts);
+        self.learn_packet(p, ts);
     }
 
     /// [`Engine::learn_dns`] for a datagram reassembled from fragments.

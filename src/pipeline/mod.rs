@@ -240,30 +240,9 @@ fn ports(proto: u8, payload: &[u8]) -> (u16, u16) {
 
 impl Workers {
     /// Starts `workers` workers (at least one) to be fed by up to
-    /// `dispatchers` dispatchers; with `events`, the writer of the event
-    /// log; with `alerts`, the alert writer (and the workers raise alerts).
-    pub fn start(
-        intel: Arc<Intel>,
-        internal: Vec<IpNet>,
-        limits: &Limits,
-        workers: usize,
-        dispatchers: usize,
-        events: Option<Box<dyn Write + Send>>,
-        alerts: Option<Box<dyn AlertSink>>,
-    ) -> io::Result<Self> {
-        Self::start_with_depth(
-            intel,
-            internal,
-            limits,
-            workers,
-            dispatchers,
-            QUEUE_DEPTH,
-            events,
-            alerts,
-        )
-    }
-
-    /// [`Workers::start`] with `depth` batches per worker queue.
+    /// `dispatchers` dispatchers, with `depth` batches per worker queue;
+    /// with `events`, the writer of the event log; with `alerts`, the alert
+    /// writer (and the workers raise alerts).
     #[allow(clippy::too_many_arguments)]
     pub fn start_with_depth(
         intel: Arc<Intel>,
@@ -740,9 +719,18 @@ impl Pipeline {
     ) -> io::Result<Self> {
         let threads = workers.max(1);
         let shares = reader_shares(threads);
-        if shares.last().is_none_or(|&local| local == 0) {
+        if shares.is_empty() {
             // Many threads: the reading thread only dispatches.
-            let workers = Workers::start(intel, internal, limits, threads, 1, events, alerts)?;
+            let workers = Workers::start_with_depth(
+                intel,
+                internal,
+                limits,
+                threads,
+                1,
+                QUEUE_DEPTH,
+                events,
+                alerts,
+            )?;
             let dispatcher = workers.dispatcher(Overflow::Wait);
             return Ok(Pipeline {
                 workers,
@@ -807,11 +795,12 @@ const READER_COST: f64 = 0.56;
 /// thousandths: the `threads - 1` worker threads, then the reading thread,
 /// which analyses its own share in place and hands out the rest. Its share
 /// is what leaves it as busy as a worker thread: with reading costing `r`
-/// of a worker's work per packet, `r + f = (1 - f) / (n - 1)`. With many
-/// threads reading alone fills it (share 0: it only dispatches).
+/// of a worker's work per packet, `r + f = (1 - f) / (n - 1)`. Empty when
+/// the reader should only dispatch: with many threads reading alone fills
+/// it, and with one there is no worker thread to share with.
 fn reader_shares(threads: usize) -> Vec<u32> {
     if threads < 2 {
-        return vec![1000];
+        return Vec::new();
     }
     let others = (threads - 1) as f64;
     let f = ((1.0 / others - READER_COST) / (1.0 + 1.0 / others)).clamp(0.0, 1.0);
@@ -841,8 +830,17 @@ mod tests {
     #[test]
     fn dropping_dispatchers_count_what_a_stuck_worker_loses() {
         let intel = Arc::new(Intel::new(crate::feeds::load(None).expect("feeds")));
-        let w = Workers::start(intel, Vec::new(), &Limits::default(), 2, 2, None, None)
-            .expect("workers");
+        let w = Workers::start_with_depth(
+            intel,
+            Vec::new(),
+            &Limits::default(),
+            2,
+            2,
+            QUEUE_DEPTH,
+            None,
+            None,
+        )
+        .expect("workers");
         // Worker 0 blocks on a rendezvous reply until the test reads it.
         let (tx, rx) = bounded(0);
         let stuck = w.queues.first().expect("worker 0");

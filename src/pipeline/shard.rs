@@ -128,13 +128,7 @@ impl Sharder {
 
     /// The worker that owns host `ip`.
     pub fn worker_of_host(&self, ip: IpAddr) -> usize {
-        // Hashed as one integer (IPv4 in the low 32 bits, IPv6 tagged in the
-        // top one): cheaper than `IpAddr`'s derived field-by-field hash.
-        let bits = match ip {
-            IpAddr::V4(v) => u128::from(u32::from(v)),
-            IpAddr::V6(v) => u128::from(v) ^ (1 << 127),
-        };
-        let h = self.hasher.hash_one(bits);
+        let h = self.hasher.hash_one(crate::flow::addr_bits(ip));
         if !self.bounds.is_empty() {
             let x = h >> 32;
             return self

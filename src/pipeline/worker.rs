@@ -92,21 +92,25 @@ impl Worker {
         }
     }
 
+    /// Runs `f` on the engine with this worker's event sink, then collects
+    /// the alerts it raised.
+    fn analyse(&mut self, f: impl FnOnce(&mut Engine, &mut dyn EventSink)) {
+        let mut none = NoEvents;
+        let sink: &mut dyn EventSink = match self.log.as_mut() {
+            Some(l) => l,
+            None => &mut none,
+        };
+        f(&mut self.engine, sink);
+        self.alerter.check(&mut self.engine);
+    }
+
     /// Analyses one decoded frame (`Role::Home`) or learns its DNS answers.
     pub(crate) fn packet(&mut self, p: &Packet<'_>, f: FrameFacts, clock: Timestamp, role: Role) {
         self.engine.advance_clock(clock);
         match role {
-            Role::Home => {
-                let mut none = NoEvents;
-                let sink: &mut dyn EventSink = match self.log.as_mut() {
-                    Some(l) => l,
-                    None => &mut none,
-                };
-                self.engine
-                    .process_decoded(f.ts, f.caplen as usize, f.orig_len, p, sink);
-                self.alerter.check(&mut self.engine);
-            }
-            Role::DnsAnswer => self.engine.learn_dns_packet(p, f.ts),
+            Role::Home => self
+                .analyse(|e, sink| e.process_decoded(f.ts, f.caplen as usize, f.orig_len, p, sink)),
+            Role::DnsAnswer => self.engine.learn_dns(p, f.ts),
         }
     }
 
@@ -120,15 +124,7 @@ impl Worker {
     ) {
         self.engine.advance_clock(clock);
         match role {
-            Role::Home => {
-                let mut none = NoEvents;
-                let sink: &mut dyn EventSink = match self.log.as_mut() {
-                    Some(l) => l,
-                    None => &mut none,
-                };
-                self.engine.process_datagram(d, ts, sink);
-                self.alerter.check(&mut self.engine);
-            }
+            Role::Home => self.analyse(|e, sink| e.process_datagram(d, ts, sink)),
             Role::DnsAnswer => self.engine.learn_dns_datagram(d, ts),
         }
     }
@@ -155,16 +151,12 @@ impl Worker {
                 });
             }
             Msg::Tick(now, expire_before) => {
-                let mut none = NoEvents;
-                let sink: &mut dyn EventSink = match self.log.as_mut() {
-                    Some(l) => l,
-                    None => &mut none,
-                };
-                self.engine.tick(now, TICK_SWEEP, sink);
-                if let Some(before) = expire_before {
-                    self.engine.analysis.hosts.expire(before);
-                }
-                self.alerter.check(&mut self.engine);
+                self.analyse(|e, sink| {
+                    e.tick(now, TICK_SWEEP, sink);
+                    if let Some(before) = expire_before {
+                        e.analysis.hosts.expire(before);
+                    }
+                });
                 self.hand_over();
             }
             Msg::Seed(hosts) => self.engine.analysis.hosts.merge(hosts),
@@ -186,15 +178,7 @@ impl Worker {
     /// Ends every conversation and hands back the results (dropping this
     /// worker's ends of the writers' queues).
     pub(crate) fn finish(mut self) -> WorkerResult {
-        {
-            let mut none = NoEvents;
-            let sink: &mut dyn EventSink = match self.log.as_mut() {
-                Some(l) => l,
-                None => &mut none,
-            };
-            self.engine.finish(sink);
-        }
-        self.alerter.check(&mut self.engine);
+        self.analyse(|e, sink| e.finish(sink));
         self.hand_over();
         let written = self.log.map_or(0, |l| l.written);
         let (stats, hosts) = self.engine.into_results();
