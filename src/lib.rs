@@ -26,15 +26,17 @@
 //! worker threads that each own a share of every stage's state, and their
 //! results are merged. [`live`] feeds the same workers from network
 //! interfaces (AF_PACKET rings, libpcap, or AF_XDP with the `afxdp` feature)
-//! and raises [`alerts`]; its `afpacket`, `afxdp` and `sys` modules are the
-//! only ones allowed `unsafe` code.
+//! and raises [`alerts`]. `unsafe` code is allowed only in `live`'s
+//! `afpacket`, `afxdp` and `sys` modules, in `capture`'s memory map and in
+//! [`prefetch`] (cache hints).
 //!
 //! Promises: no stage panics on any input; every buffer that input can grow
 //! has a documented cap; the per-packet path borrows packet bytes and does
 //! not allocate once its reusable buffers are warm.
 
 // Unsafe code is denied everywhere and forbidden (no `allow` can lift it) in
-// every module but `capture`, whose `window` holds the one memory map.
+// every module but `capture`, whose `window` holds the one memory map,
+// `prefetch` (cache hints) and `live` (sockets and rings).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -64,5 +66,6 @@ pub mod live;
 pub mod output;
 #[forbid(unsafe_code)]
 pub mod pipeline;
+pub mod prefetch;
 #[forbid(unsafe_code)]
 pub mod protocols;

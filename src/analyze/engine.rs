@@ -86,7 +86,6 @@ pub struct Engine {
     pub analysis: Analysis,
     scratch: Scratch,
     budget: MemBudget,
-    ended: Vec<Flow<FlowNote>>,
     reassembled: Vec<u8>,
     now: Timestamp,
     /// Packets until the sweeper runs again.
@@ -188,7 +187,6 @@ impl Engine {
             analysis: Analysis::new(intel, internal, limits.pdns, limits.hosts),
             scratch: Scratch::default(),
             budget: MemBudget::new(limits.stream_memory),
-            ended: Vec::new(),
             reassembled: Vec::new(),
             now: Timestamp(i64::MIN),
             sweep_countdown: SWEEP_EVERY,
@@ -217,7 +215,7 @@ impl Engine {
         if self.sweep_countdown == 0 {
             self.sweep_countdown = SWEEP_EVERY;
             let n = SWEEP_PER_PACKET * SWEEP_EVERY as usize;
-            self.flows.sweep(self.now, n, &mut self.ended);
+            self.flows.sweep(self.now, n);
         }
     }
 
@@ -340,12 +338,9 @@ impl Engine {
         events: &mut dyn EventSink,
     ) {
         let info = packet_info(p, ipproto::TCP, seg.sport, seg.dport, seg.flags);
-        let slot = self.flows.lookup(
-            ts,
-            &info,
-            || tcp_initiator(seg.flags, seg.payload, seg.sport, seg.dport),
-            &mut self.ended,
-        );
+        let slot = self.flows.lookup(ts, &info, || {
+            tcp_initiator(seg.flags, seg.payload, seg.sport, seg.dport)
+        });
         let (i, dir) = match slot {
             Slot::New(i, dir) => {
                 if let Some(f) = self.flows.get_mut(i) {
@@ -409,15 +404,11 @@ impl Engine {
             analysis,
             scratch,
             budget,
-            ended,
             ..
         } = self;
-        let slot = flows.lookup(
-            ts,
-            &info,
-            || udp_initiator(udp.payload, udp.sport, udp.dport),
-            ended,
-        );
+        let slot = flows.lookup(ts, &info, || {
+            udp_initiator(udp.payload, udp.sport, udp.dport)
+        });
         let is_dns =
             (dns::is_port(udp.sport) || dns::is_port(udp.dport)) && dns::plausible(udp.payload);
         let mut scratch_note = FlowNote::default();
@@ -465,20 +456,20 @@ impl Engine {
 
     /// Finishes conversations the flow table let go of.
     fn end_flows(&mut self, events: &mut dyn EventSink) {
+        if !self.flows.has_ended() {
+            return;
+        }
         let Engine {
-            ended,
+            flows,
             analysis,
             scratch,
             budget,
             ..
         } = self;
-        // In the order they started, whatever the order the sweeper found
-        // them in (slot order, which differs between one and N workers):
+        // In the order they started (see `FlowTable::finish_ended`):
         // contacts recorded at a flow's end (watched places) then see their
-        // connections in time order. In place: a flow is not moved again
-        // just to be looked at.
-        ended.sort_by_key(|f| f.first_ts);
-        for f in ended.iter_mut() {
+        // connections in time order.
+        flows.finish_ended(|f| {
             let ctx = ctx_of(f);
             let Flow {
                 tcp,
@@ -508,8 +499,7 @@ impl Engine {
             quic.release(budget);
             let total = bytes[0].saturating_add(bytes[1]);
             analysis.flow_end(&ctx, user, *first_ts, *last_ts, total);
-        }
-        ended.clear();
+        });
     }
 
     /// Live capture: moves the clock to `now` (wall time, so conversations
@@ -517,7 +507,7 @@ impl Engine {
     /// and finishes the idle conversations it finds.
     pub fn tick(&mut self, now: Timestamp, slots: usize, events: &mut dyn EventSink) {
         self.advance_clock(now);
-        self.flows.sweep(self.now, slots, &mut self.ended);
+        self.flows.sweep(self.now, slots);
         self.end_flows(events);
     }
 
@@ -532,7 +522,7 @@ impl Engine {
     pub fn finish(&mut self, events: &mut dyn EventSink) {
         // In batches, so that ending every flow does not hold a second copy
         // of the flow table (see `FlowTable::drain_some`).
-        while self.flows.drain_some(&mut self.ended, 1024) {
+        while self.flows.drain_some(1024) {
             self.end_flows(events);
         }
         self.end_flows(events);

@@ -12,10 +12,10 @@
 //! every [`RELEASE_EVERY`] bytes, so a 100 GB capture does not count as
 //! 100 GB of resident memory (the pages stay in the page cache).
 //!
-//! This module holds the crate's only `unsafe` code: mapping the file
+//! This module holds the capture stage's only `unsafe` code: mapping the file
 //! ([`Window::map_file`]) and dropping pages behind the position
-//! ([`release`]); every other module is compiled with `forbid(unsafe_code)`
-//! (see `lib.rs`).
+//! ([`release`]); `lib.rs` lists the few other places allowed `unsafe`,
+//! and every other module is compiled with `forbid(unsafe_code)`.
 
 use memmap2::Mmap;
 use std::fs::File;
@@ -37,6 +37,13 @@ const KEEP_BEHIND: usize = 8 * 1024 * 1024;
 /// pages (measured: page faults were 5 % of the analysis's CPU time).
 const POPULATE_CHUNK: usize = 4 * 1024 * 1024;
 
+/// A mapped file's bytes are loaded into the CPU cache this far ahead of
+/// the position (a few records), so reading a record header does not wait
+/// for memory: the hardware prefetcher stops at each 4 KiB page, where the
+/// next record's first read would otherwise miss (measured: 40 % of the
+/// record reader's time sat on that one load).
+const CACHE_AHEAD: usize = 2048;
+
 /// Page size assumed for alignment (a multiple of every Linux page size
 /// below it; madvise needs an aligned start).
 const PAGE: usize = 64 * 1024;
@@ -51,6 +58,8 @@ pub(crate) enum Window {
         released: usize,
         /// Page tables are filled up to this offset.
         populated: usize,
+        /// Bytes up to this offset were prefetched into the CPU cache.
+        cached: usize,
     },
     /// A byte stream read through a bounded buffer.
     Stream {
@@ -102,6 +111,7 @@ impl Window {
             pos: 0,
             released: 0,
             populated,
+            cached: 0,
         }
     }
 
@@ -178,8 +188,15 @@ impl Window {
                 pos,
                 released,
                 populated,
+                cached,
             } => {
                 *pos = (*pos + n).min(map.len());
+                let ahead = pos.saturating_add(CACHE_AHEAD).min(map.len());
+                let from = (*cached).max(*pos);
+                if from < ahead {
+                    crate::prefetch::bytes(map.get(from..ahead).unwrap_or_default());
+                    *cached = ahead;
+                }
                 if *pos + POPULATE_CHUNK / 2 >= *populated {
                     *populated = populate(map, *populated);
                 }

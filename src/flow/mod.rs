@@ -99,6 +99,10 @@ fn tuple_hash(hasher: &foldhash::fast::RandomState, proto: u8, a: Endpoint, b: E
     h.finish()
 }
 
+/// A flag of [`Flow::closed`]: the flow has left the index and awaits its
+/// end in [`FlowTable::finish_ended`].
+const DETACHED: u8 = 0b1000;
+
 /// One conversation.
 #[derive(Debug)]
 pub struct Flow<T> {
@@ -125,7 +129,7 @@ pub struct Flow<T> {
     /// QUIC ClientHello reassembly, for UDP flows (empty unless a hello
     /// spans datagrams).
     pub quic: quic::QuicState,
-    /// FIN seen per direction; RST.
+    /// FIN seen per direction; RST; [`DETACHED`].
     closed: u8,
     /// Its tuple's hash in the table's index.
     hash: u64,
@@ -249,6 +253,10 @@ pub struct FlowTable<T> {
     /// or RST, which shortens the timeout.
     deadline: Vec<i64>,
     free: Vec<u32>,
+    /// Flows taken out of the index that the caller has yet to finish (see
+    /// [`FlowTable::finish_ended`]), with their start times: they stay in
+    /// their slots, so ending a flow never moves it.
+    ended: Vec<(Timestamp, u32)>,
     sweep_at: usize,
     stats: FlowStats,
     /// The latest time seen in the whole input (not only this table's
@@ -286,6 +294,7 @@ impl<T: Default> FlowTable<T> {
             slots: Vec::new(),
             deadline: Vec::new(),
             free: Vec::new(),
+            ended: Vec::new(),
             sweep_at: 0,
             stats: FlowStats::default(),
             clock: Timestamp(i64::MIN),
@@ -330,13 +339,13 @@ impl<T: Default> FlowTable<T> {
     /// Finds the flow of a packet from `src` to `dst`, or creates it.
     /// `initiator` is asked only for a new flow. A TCP SYN on a closed
     /// connection's tuple, or any packet on a flow idle past its timeout,
-    /// starts a new conversation; the old flow is moved to `ended`.
+    /// starts a new conversation; the old flow is ended (see
+    /// [`FlowTable::finish_ended`]).
     pub fn lookup(
         &mut self,
         now: Timestamp,
         pkt: &PacketInfo,
         initiator: impl FnOnce() -> Initiator,
-        ended: &mut Vec<Flow<T>>,
     ) -> Slot {
         let PacketInfo {
             proto,
@@ -383,13 +392,12 @@ impl<T: Default> FlowTable<T> {
                 };
                 return Slot::Existing(i, dir);
             }
-            if let Some(old) = self.remove(i) {
+            if self.detach(i) {
                 self.stats.expired += 1;
-                ended.push(old);
             }
         }
         if self.index.len() >= self.limits.max_flows {
-            self.make_room(clock, ended);
+            self.make_room(clock);
             if self.index.len() >= self.limits.max_flows {
                 self.stats.refused += 1;
                 return Slot::Full;
@@ -504,24 +512,59 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
-    fn remove(&mut self, slot: usize) -> Option<Flow<T>> {
-        let flow = self.slots.get_mut(slot)?.take()?;
+    /// Takes the flow in `slot` out of the index and queues it to be ended;
+    /// false if there is none, or it is queued already.
+    fn detach(&mut self, slot: usize) -> bool {
+        let Some(flow) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        if flow.closed & DETACHED != 0 {
+            return false;
+        }
+        flow.closed |= DETACHED;
+        let (hash, first_ts) = (flow.hash, flow.first_ts);
         if let Some(d) = self.deadline.get_mut(slot) {
             *d = i64::MAX;
         }
-        self.unindex(flow.hash, slot);
-        self.free.push(slot as u32);
-        Some(flow)
+        self.unindex(hash, slot);
+        self.ended.push((first_ts, slot as u32));
+        true
     }
 
-    /// Looks at the next `n` slots and moves flows idle past their timeout
-    /// to `ended`.
+    /// Whether flows await their end.
+    pub fn has_ended(&self) -> bool {
+        !self.ended.is_empty()
+    }
+
+    /// Ends the flows the table let go of (idle, closed and reopened,
+    /// evicted, drained): hands each to `end`, in the order they started
+    /// (whatever order the sweeper found them in, which differs between one
+    /// and N workers), then frees its slot. The flows are looked at where
+    /// they lie, never moved.
+    pub fn finish_ended(&mut self, mut end: impl FnMut(&mut Flow<T>)) {
+        // Stable: flows that started together stay in the order found.
+        self.ended.sort_by_key(|&(ts, _)| ts);
+        for &(_, slot) in &self.ended {
+            let Some(entry) = self.slots.get_mut(slot as usize) else {
+                continue;
+            };
+            if let Some(flow) = entry.as_mut() {
+                end(flow);
+            }
+            *entry = None;
+            self.free.push(slot);
+        }
+        self.ended.clear();
+    }
+
+    /// Looks at the next `n` slots and ends flows idle past their timeout
+    /// (see [`FlowTable::finish_ended`]).
     ///
     /// Two passes: the dense deadline array first, collecting the slots
     /// whose bound has passed (and starting to load each one, so their
     /// cache misses overlap instead of queueing one after another), then
     /// those slots themselves.
-    pub fn sweep(&mut self, now: Timestamp, n: usize, ended: &mut Vec<Flow<T>>) {
+    pub fn sweep(&mut self, now: Timestamp, n: usize) {
         self.advance(now);
         let now = self.clock;
         let len = self.slots.len();
@@ -541,24 +584,18 @@ impl<T: Default> FlowTable<T> {
                 {
                     *d = i as u32;
                     k += 1;
-                    // Load the fields the look and the removal read, from
-                    // each part of the slot, without waiting for them.
-                    std::hint::black_box(
-                        self.slots
-                            .get(i)
-                            .and_then(Option::as_ref)
-                            .map(|f| (f.last_ts, f.closed, f.hash, f.tcp.is_some())),
-                    );
+                    // Start loading the slot without waiting for it.
+                    crate::prefetch::element(&self.slots, i);
                 }
             }
             for &i in due.get(..k).unwrap_or_default() {
-                self.sweep_slot(i as usize, now, ended);
+                self.sweep_slot(i as usize, now);
             }
         }
     }
 
     /// The sweeper's look at one slot whose deadline bound has passed.
-    fn sweep_slot(&mut self, i: usize, now: Timestamp, ended: &mut Vec<Flow<T>>) {
+    fn sweep_slot(&mut self, i: usize, now: Timestamp) {
         {
             // The bound has passed: look at the flow itself.
             let deadline = match self.slots.get(i).and_then(|s| s.as_ref()) {
@@ -566,9 +603,8 @@ impl<T: Default> FlowTable<T> {
                 None => i64::MAX,
             };
             if now.0 > deadline {
-                if let Some(f) = self.remove(i) {
+                if self.detach(i) {
                     self.stats.expired += 1;
-                    ended.push(f);
                 }
             } else if let Some(d) = self.deadline.get_mut(i) {
                 *d = deadline;
@@ -591,7 +627,7 @@ impl<T: Default> FlowTable<T> {
     /// A flood therefore pushes out its own older flows instead of locking
     /// new conversations out, and a message in progress — whose segments
     /// normally arrive within a round trip — is the last thing to go.
-    fn make_room(&mut self, now: Timestamp, ended: &mut Vec<Flow<T>>) {
+    fn make_room(&mut self, now: Timestamp) {
         let len = self.slots.len();
         let mut best: Option<(u8, Timestamp, usize)> = None;
         // Up to 4096 slots while only flows mid-message are found; after a
@@ -602,7 +638,7 @@ impl<T: Default> FlowTable<T> {
             left -= 1;
             self.sweep_at = next_slot(self.sweep_at, len);
             let i = self.sweep_at;
-            let Some(f) = self.slots[i].as_ref() else {
+            let Some(f) = self.slots[i].as_ref().filter(|f| f.closed & DETACHED == 0) else {
                 continue;
             };
             let rank = if now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64 {
@@ -625,34 +661,33 @@ impl<T: Default> FlowTable<T> {
             }
         }
         if let Some((_, _, i)) = best
-            && let Some(f) = self.remove(i)
+            && self.detach(i)
         {
             self.stats.evicted_early += 1;
-            ended.push(f);
         }
     }
 
-    /// Ends every flow (end of input).
-    pub fn drain(&mut self, ended: &mut Vec<Flow<T>>) {
-        while self.drain_some(ended, usize::MAX) {}
+    /// Ends every flow (end of input); the caller then finishes them.
+    pub fn drain(&mut self) {
+        self.drain_some(usize::MAX);
     }
 
     /// Ends up to `max` flows (end of input), taking them from the end of
-    /// the table, and says whether any are left. Ending a million flows in
-    /// batches needs room for one batch in `ended`, not a second copy of the
-    /// table (which would double peak memory at the end of a run); the
-    /// table's memory is given back once it is empty.
-    pub fn drain_some(&mut self, ended: &mut Vec<Flow<T>>, max: usize) -> bool {
+    /// the table, and says whether any are left; the caller finishes them
+    /// ([`FlowTable::finish_ended`]) before asking for more. Ending a
+    /// million flows in batches never holds them all in the queue of ended
+    /// flows, and the table's memory is given back once it is empty.
+    pub fn drain_some(&mut self, max: usize) -> bool {
+        // Slots finished since the last call: the table shrinks.
+        while self.slots.last().is_some_and(Option::is_none) {
+            self.slots.pop();
+        }
+        self.deadline.truncate(self.slots.len());
         let mut n = 0;
-        while n < max {
-            let Some(slot) = self.slots.pop() else {
-                break;
-            };
-            self.deadline.truncate(self.slots.len());
-            if let Some(flow) = slot {
-                let slot = self.slots.len();
-                self.unindex(flow.hash, slot);
-                ended.push(flow);
+        let mut i = self.slots.len();
+        while n < max && i > 0 {
+            i -= 1;
+            if self.detach(i) {
                 n += 1;
             }
         }
@@ -663,7 +698,7 @@ impl<T: Default> FlowTable<T> {
             self.index = HashTable::new();
             return false;
         }
-        true
+        n > 0 || self.has_ended()
     }
 }
 
@@ -682,6 +717,13 @@ mod tests {
         }
     }
 
+    /// Finishes the flows the table let go of: their (protocol, client port).
+    fn ended(t: &mut FlowTable<()>) -> Vec<(u8, u16)> {
+        let mut out = Vec::new();
+        t.finish_ended(|f| out.push((f.proto, f.client.port)));
+        out
+    }
+
     fn ep(last: u8, port: u16) -> Endpoint {
         Endpoint {
             addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
@@ -692,32 +734,26 @@ mod tests {
     #[test]
     fn both_directions_find_the_same_flow_and_idle_flows_expire() {
         let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
-        let mut ended = Vec::new();
         let now = Timestamp(0);
-        let first = t.lookup(
-            now,
-            &udp(ep(1, 5000), ep(2, 53)),
-            || Initiator::Sender,
-            &mut ended,
-        );
+        let first = t.lookup(now, &udp(ep(1, 5000), ep(2, 53)), || Initiator::Sender);
         let Slot::New(i, Dir::ToServer) = first else {
             panic!("{first:?}")
         };
-        let reply = t.lookup(
-            now,
-            &udp(ep(2, 53), ep(1, 5000)),
-            || Initiator::Sender,
-            &mut ended,
-        );
+        let reply = t.lookup(now, &udp(ep(2, 53), ep(1, 5000)), || Initiator::Sender);
         let Slot::Existing(j, Dir::ToClient) = reply else {
             panic!("{reply:?}")
         };
         assert_eq!(i, j);
-        t.sweep(now.plus_secs(30), 10, &mut ended);
-        assert!(ended.is_empty());
-        t.sweep(now.plus_secs(61), 10, &mut ended);
-        assert_eq!(ended.len(), 1);
-        assert!(t.is_empty());
+        t.sweep(now.plus_secs(30), 10);
+        assert!(ended(&mut t).is_empty());
+        t.sweep(now.plus_secs(61), 10);
+        assert!(t.is_empty(), "out of the index at once");
+        assert_eq!(ended(&mut t), [(17, 5000)]);
+        // Its slot is free again.
+        let again = t.lookup(now.plus_secs(62), &udp(ep(1, 5001), ep(2, 53)), || {
+            Initiator::Sender
+        });
+        assert!(matches!(again, Slot::New(0, _)), "{again:?}");
     }
 
     fn tcp_syn(src: Endpoint, dst: Endpoint) -> PacketInfo {
@@ -735,10 +771,9 @@ mod tests {
             ..FlowLimits::default()
         };
         let mut t: FlowTable<()> = FlowTable::new(limits);
-        let mut ended = Vec::new();
         let t0 = Timestamp(0);
-        let mut add = |t: &mut FlowTable<()>, now, pkt: &PacketInfo| {
-            let slot = t.lookup(now, pkt, || Initiator::Sender, &mut ended);
+        let add = |t: &mut FlowTable<()>, now, pkt: &PacketInfo| {
+            let slot = t.lookup(now, pkt, || Initiator::Sender);
             if let Slot::New(i, d) | Slot::Existing(i, d) = slot {
                 t.touch(i, d, now, 60, pkt.tcp_flags, LinkInfo::default());
             }
@@ -758,65 +793,69 @@ mod tests {
         assert_eq!(t.stats().evicted_early, 2);
         assert_eq!(t.stats().refused, 0);
         assert_eq!(t.len(), 4);
-        assert!(
-            ended.iter().all(|f| f.proto == ipproto::TCP),
+        assert_eq!(
+            ended(&mut t),
+            [(ipproto::TCP, 3000), (ipproto::TCP, 3001)],
             "SYNs went first"
         );
-        ended.clear();
 
         // No half-open flow left: an active flow with nothing buffered goes.
-        let r = t.lookup(
-            t0,
-            &udp(ep(1, 2002), ep(2, 53)),
-            || Initiator::Sender,
-            &mut ended,
-        );
+        let r = t.lookup(t0, &udp(ep(1, 2002), ep(2, 53)), || Initiator::Sender);
         assert!(matches!(r, Slot::New(..)), "{r:?}");
-        assert_eq!(ended.len(), 1);
+        assert_eq!(ended(&mut t).len(), 1);
         assert_eq!(t.stats().evicted_early, 3);
     }
 
     #[test]
     fn draining_in_batches_ends_every_flow_once_and_keeps_the_table_usable() {
         let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
-        let mut ended = Vec::new();
+        let udp_from = |p| udp(ep(1, p), ep(2, 53));
         for p in 0..10 {
-            t.lookup(
-                Timestamp(0),
-                &udp(ep(1, p), ep(2, 53)),
-                || Initiator::Sender,
-                &mut ended,
-            );
+            t.lookup(Timestamp(0), &udp_from(p), || Initiator::Sender);
         }
-        // Free two low slots, then drain part of the table.
-        t.sweep(Timestamp(0).plus_secs(61), 0, &mut ended);
+        // Free two slots: a low one and one near the end.
         for i in [1, 8] {
-            ended.extend(t.remove(i));
+            assert!(t.detach(i));
+            assert!(!t.detach(i), "ended once");
         }
-        assert!(t.drain_some(&mut ended, 3));
-        assert_eq!(ended.len(), 5);
+        assert_eq!(ended(&mut t), [(17, 1), (17, 8)]);
+        // Part of the table: from its end, skipping the free slot.
+        assert!(t.drain_some(3));
+        assert_eq!(ended(&mut t), [(17, 9), (17, 7), (17, 6)]);
         assert_eq!(t.len(), 5);
-        // Slot 8 is past the end now; slot 1 is reused, then the table grows.
+        // The table shrank past slot 8; slot 1 is reused, then it grows.
         for p in 100..103 {
-            let r = t.lookup(
-                Timestamp(0),
-                &udp(ep(1, p), ep(2, 53)),
-                || Initiator::Sender,
-                &mut ended,
-            );
+            let r = t.lookup(Timestamp(0), &udp_from(p), || Initiator::Sender);
             assert!(matches!(r, Slot::New(..)), "{r:?}");
         }
         assert_eq!(t.len(), 8);
-        while t.drain_some(&mut ended, 2) {}
-        assert_eq!(ended.len(), 13);
+        let mut all = Vec::new();
+        while t.drain_some(2) {
+            all.extend(ended(&mut t));
+        }
+        all.sort_unstable();
+        let mut expected: Vec<(u8, u16)> = [0, 2, 3, 4, 5, 100, 101, 102]
+            .into_iter()
+            .map(|p| (17, p))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(all, expected, "every flow ended once");
         assert!(t.is_empty());
-        let r = t.lookup(
-            Timestamp(0),
-            &udp(ep(1, 1), ep(2, 53)),
-            || Initiator::Sender,
-            &mut ended,
-        );
+        let r = t.lookup(Timestamp(0), &udp_from(1), || Initiator::Sender);
         assert!(matches!(r, Slot::New(0, _)), "{r:?}");
+    }
+
+    #[test]
+    fn ended_flows_are_finished_in_the_order_they_started() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        // Slot order is the reverse of start order.
+        for (p, at) in [(1, 30), (2, 20), (3, 10)] {
+            t.lookup(Timestamp(at), &udp(ep(1, p), ep(2, 53)), || {
+                Initiator::Sender
+            });
+        }
+        t.sweep(Timestamp(0).plus_secs(100), 3);
+        assert_eq!(ended(&mut t), [(17, 3), (17, 2), (17, 1)]);
     }
 
     #[test]
@@ -829,14 +868,13 @@ mod tests {
             ..FlowLimits::default()
         };
         let mut t: FlowTable<()> = FlowTable::new(limits);
-        let mut ended = Vec::new();
         let (mut budget, mut scratch) = (MemBudget::new(1 << 20), Scratch::default());
         // The start of a ClientHello that promises 512 bytes.
         let partial = [0x16, 3, 1, 2, 4, 1, 0, 2, 0, 3, 3, 0, 0, 0, 0];
         for p in 0..2 {
             let pkt = tcp_syn(ep(1, 4000 + p), ep(2, 443));
             let at = Timestamp(i64::from(p));
-            let Slot::New(i, d) = t.lookup(at, &pkt, || Initiator::Sender, &mut ended) else {
+            let Slot::New(i, d) = t.lookup(at, &pkt, || Initiator::Sender) else {
                 panic!("room for two")
             };
             t.touch(i, d, at, 60, tcpflags::SYN, LinkInfo::default());
@@ -863,15 +901,15 @@ mod tests {
             dirs[0].segment(&seg(101, tcpflags::ACK, &partial), &mut sink);
             assert!(dirs[0].memory() > 0, "the partial hello is buffered");
         }
-        let r = t.lookup(
-            Timestamp(2),
-            &udp(ep(5, 1), ep(6, 53)),
-            || Initiator::Sender,
-            &mut ended,
-        );
+        let r = t.lookup(Timestamp(2), &udp(ep(5, 1), ep(6, 53)), || {
+            Initiator::Sender
+        });
         assert!(matches!(r, Slot::New(..)), "{r:?}");
         assert_eq!(t.stats().refused, 0);
-        assert_eq!(ended.len(), 1);
-        assert_eq!(ended[0].client.port, 4000, "the one waiting longest goes");
+        assert_eq!(
+            ended(&mut t),
+            [(ipproto::TCP, 4000)],
+            "the one waiting longest goes"
+        );
     }
 }
