@@ -4,7 +4,9 @@
 //! A query walks the name's label boundaries from the full name down to the
 //! last two labels, so `KSN-1.Kaspersky-Labs.COM.` finds `kaspersky-labs.com`
 //! and `notkaspersky.com` never does; the first hit is the most specific
-//! (exact beats suffix on the same name). Addresses: a prefix trie per
+//! (exact beats suffix on the same name). Most names match nothing, and
+//! one lookup of their last two labels in the set of rules' last two
+//! labels says so before the walk. Addresses: a prefix trie per
 //! family, longest prefix wins. No allocation per query: names are
 //! lowercased into a stack buffer.
 //!
@@ -55,6 +57,10 @@ pub struct Matcher {
     /// Fewest and most labels of any name rule: a query only looks up the
     /// suffixes of a name with a label count in this range.
     labels: (usize, usize),
+    /// The last two labels of every name rule (when no rule is a single
+    /// label): a name whose last two labels are not here matches nothing,
+    /// which one lookup of a short key tells for almost every name.
+    tails: Option<foldhash::HashSet<Box<[u8]>>>,
     /// The longest label of every name rule (None: no name rules, or the
     /// automaton could not be built — then every message is parsed).
     anchors: Option<aho_corasick::AhoCorasick>,
@@ -95,6 +101,17 @@ fn anchors<'a>(names: impl Iterator<Item = &'a [u8]>) -> Option<aho_corasick::Ah
         .ok()
 }
 
+/// The last two labels of a name (`b.c` of `a.b.c`); None for a single
+/// label.
+fn last_two_labels(name: &[u8]) -> Option<&[u8]> {
+    let last_dot = name.iter().rposition(|&b| b == b'.')?;
+    let head = name.get(..last_dot)?;
+    match head.iter().rposition(|&b| b == b'.') {
+        Some(dot) => name.get(dot + 1..),
+        None => Some(name),
+    }
+}
+
 /// Longest name looked up (RFC 1035 limit on the text form).
 const MAX_NAME: usize = 253;
 
@@ -115,6 +132,7 @@ impl Matcher {
             fallback: HashMap::default(),
             ports: Vec::new(),
             labels: (usize::MAX, 0),
+            tails: None,
             anchors: None,
         };
         for (i, r) in feeds.rules.iter().enumerate() {
@@ -173,6 +191,11 @@ impl Matcher {
             let count = n.iter().filter(|&&b| b == b'.').count() + 1;
             m.labels = (m.labels.0.min(count), m.labels.1.max(count));
         }
+        m.tails = m
+            .names
+            .keys()
+            .map(|n| last_two_labels(n).map(Box::from))
+            .collect();
         m
     }
 
@@ -191,6 +214,16 @@ impl Matcher {
         let name = name.strip_suffix('.').unwrap_or(name);
         if name.is_empty() || name.len() > MAX_NAME {
             return None;
+        }
+        if let Some(tails) = &self.tails {
+            let tail = last_two_labels(name.as_bytes())?;
+            let mut buf = [0u8; MAX_NAME];
+            let lower = buf.get_mut(..tail.len())?;
+            lower.copy_from_slice(tail);
+            lower.make_ascii_lowercase();
+            if !tails.contains(&*lower) {
+                return None;
+            }
         }
         let mut buf = [0u8; MAX_NAME];
         let lower = &mut buf[..name.len()];
@@ -425,6 +458,87 @@ mod tests {
         );
         // No name rules: nothing can match, nothing passes.
         assert!(!Matcher::new(&feeds(&[(RuleKind::Cidr, "10.0.0.0/8")])).may_name_in(b"\x03abc"));
+    }
+
+    /// The last-two-labels prefilter of [`Matcher::name`] changes no
+    /// answer: every name of every DNS message in the corpus, plus odd
+    /// ones, is matched with and without it, against a feed of corpus
+    /// names and against the shipped feeds.
+    #[test]
+    fn the_name_prefilter_changes_no_match() {
+        use crate::capture::Timeline;
+        use crate::decode::{Decoded, Transport, decode};
+        use crate::protocols::dns::{AnswerData, DnsMessage};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/corpus");
+        let files = crate::capture::find_captures(&[dir]).expect("corpus");
+        let mut t = Timeline::new(files);
+        let mut msg = DnsMessage::default();
+        let mut names: Vec<String> = Vec::new();
+        while let Some(f) = t.next_frame() {
+            if let Decoded::Packet(p) = decode(f.linktype, f.data)
+                && let Transport::Udp(u) = p.transport
+                && (u.sport == 53 || u.dport == 53)
+                && msg.parse(u.payload)
+            {
+                names.extend(msg.questions.iter().map(|q| msg.text(&q.name).to_string()));
+                names.extend(msg.answers.iter().filter_map(|a| match &a.data {
+                    AnswerData::Cname(t) => Some(msg.text(t).to_string()),
+                    _ => None,
+                }));
+            }
+        }
+        assert!(names.len() > 200, "{} names", names.len());
+        let rules: Vec<String> = names
+            .iter()
+            .step_by(3)
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            // Rules of two labels or more (single labels: see below).
+            .filter(|n| n.contains('.') && !n.contains('\\'))
+            .collect();
+        for odd in [
+            "KSN-1.Kaspersky-Labs.COM.",
+            "kaspersky.com",
+            "a.kaspersky.com.",
+            "com",
+            "com.",
+            ".",
+            ".com",
+            "kaspersky..com",
+            "x.KASPERSKY.com",
+            "a\\.kaspersky.com",
+        ] {
+            names.push(odd.into());
+        }
+        let half: Vec<(RuleKind, &str)> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let kind = if i % 2 == 0 {
+                    RuleKind::Suffix
+                } else {
+                    RuleKind::Exact
+                };
+                (kind, n.as_str())
+            })
+            .collect();
+        let shipped = crate::feeds::load(None).expect("shipped feeds");
+        let mut matched = 0;
+        for feed in [feeds(&half), shipped] {
+            let with = Matcher::new(&feed);
+            assert!(with.tails.is_some());
+            let mut without = Matcher::new(&feed);
+            without.tails = None;
+            for n in &names {
+                let got = with.name(n);
+                assert_eq!(got, without.name(n), "{n}");
+                matched += usize::from(got.is_some());
+            }
+        }
+        assert!(matched > 100, "{matched} names matched");
+        // A single-label rule (a whole top-level domain) turns it off.
+        let tld = Matcher::new(&feeds(&[(RuleKind::Suffix, "ru")]));
+        assert!(tld.tails.is_none());
+        assert!(tld.name("update.example.ru").is_some());
     }
 
     #[test]
