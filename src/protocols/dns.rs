@@ -120,7 +120,17 @@ pub struct DnsMessage {
     /// Text of every decoded name, concatenated (names are ranges into it):
     /// printable ASCII only (see `push_label`).
     text: Vec<u8>,
+    /// The first names decoded cleanly, by wire offset: a name that is
+    /// only a compression pointer to one of them (an answer's owner
+    /// pointing at the question, the common case) shares its text instead
+    /// of being decoded and escaped again.
+    decoded: [(u16, Range<usize>); DECODED_MEMO],
+    /// Entries of `decoded` in use.
+    decoded_len: usize,
 }
+
+/// Names remembered per message for compression pointers to share.
+const DECODED_MEMO: usize = 4;
 
 impl DnsMessage {
     /// The text of a name range (lowercase is NOT applied: names are as sent).
@@ -143,6 +153,7 @@ impl DnsMessage {
         self.questions.clear();
         self.answers.clear();
         self.text.clear();
+        self.decoded_len = 0;
         self.anomalies = Anomalies::default();
         let (Some(id), Some(flags), Some(qd), Some(an)) =
             (be16(buf, 0), be16(buf, 2), be16(buf, 4), be16(buf, 6))
@@ -227,6 +238,37 @@ impl DnsMessage {
     /// Decodes the name at the cursor into the text arena and moves the
     /// cursor past it. `None` if it runs past the end of the message.
     fn read_name(&mut self, buf: &[u8], cur: &mut Cursor<'_>) -> Option<Range<usize>> {
+        let at = cur.pos();
+        // A bare pointer, backwards, to a name decoded cleanly before: the
+        // same text (the same labels, read with the same pointer floor).
+        if let Some(ptr) = be16(buf, at).filter(|p| p >> 14 == 3) {
+            let target = ptr & 0x3fff;
+            let known = self.decoded.get(..self.decoded_len).unwrap_or_default();
+            if usize::from(target) < at
+                && let Some((_, r)) = known.iter().find(|(w, _)| *w == target)
+            {
+                let r = r.clone();
+                cur.skip(2)?;
+                return Some(r);
+            }
+        }
+        let before = std::mem::take(&mut self.anomalies);
+        let range = self.decode_name(buf, cur);
+        let clean = !self.anomalies.any();
+        self.anomalies = Anomalies(before.0 | self.anomalies.0);
+        let range = range?;
+        if clean
+            && let (Ok(wire), Some(slot)) =
+                (u16::try_from(at), self.decoded.get_mut(self.decoded_len))
+        {
+            *slot = (wire, range.clone());
+            self.decoded_len += 1;
+        }
+        Some(range)
+    }
+
+    /// [`DnsMessage::read_name`]'s decoding of the labels.
+    fn decode_name(&mut self, buf: &[u8], cur: &mut Cursor<'_>) -> Option<Range<usize>> {
         let start = self.text.len();
         let mut pos = cur.pos();
         // Where the cursor resumes: after the first pointer, or after the root label.
@@ -363,6 +405,47 @@ mod tests {
         assert!(d.parse(&m));
         assert!(d.anomalies.0 & Anomalies::BAD_POINTER != 0);
         assert_eq!(d.qname(), Some("a"));
+    }
+
+    #[test]
+    fn names_that_point_at_a_decoded_name_share_its_text() {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+        // Question at 12: Www.Example.COM A IN.
+        m.extend_from_slice(b"\x03Www\x07Example\x03COM\x00\x00\x01\x00\x01");
+        // Owner -> the question; A 1.2.3.4.
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        // Owner -> the question's second label (not a decoded name start);
+        // CNAME -> the question.
+        m.extend_from_slice(&[0xc0, 16, 0, 5, 0, 1, 0, 0, 0, 1, 0, 2, 0xc0, 12]);
+        // Owner: a label, then a pointer to the question.
+        m.extend_from_slice(b"\x01x\xc0\x0c");
+        m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 5, 6, 7, 8]);
+        let mut d = DnsMessage::default();
+        assert!(d.parse(&m));
+        assert!(!d.anomalies.any());
+        assert_eq!(d.answers.len(), 3);
+        let q = d.questions[0].name.clone();
+        assert_eq!(d.text(&q), "Www.Example.COM");
+        assert_eq!(d.answers[0].name, q, "shared, not decoded again");
+        assert_eq!(d.text(&d.answers[1].name), "Example.COM");
+        match &d.answers[1].data {
+            AnswerData::Cname(t) => assert_eq!(*t, q),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.text(&d.answers[2].name), "x.Www.Example.COM");
+        // A name cut for length is not shared: a pointer to it is decoded
+        // (and flagged) again.
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        for _ in 0..130 {
+            m.extend_from_slice(b"\x01y");
+        }
+        m.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        assert!(d.parse(&m));
+        assert!(d.anomalies.0 & Anomalies::NAME_TOO_LONG != 0);
+        assert_eq!(d.answers.len(), 1);
+        assert_ne!(d.answers[0].name, d.questions[0].name);
+        assert_eq!(d.text(&d.answers[0].name), d.qname().unwrap());
     }
 
     #[test]

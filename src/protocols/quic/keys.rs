@@ -129,6 +129,29 @@ impl Family {
     }
 
     /// Labels of the key, IV and header-protection key (v2 renamed them).
+    /// The HKDF salt, keyed once per process (keying it hashes two blocks,
+    /// a sixth of deriving a connection's keys).
+    fn hkdf_salt(self) -> &'static hkdf::Salt {
+        static SALTS: std::sync::LazyLock<[hkdf::Salt; 5]> = std::sync::LazyLock::new(|| {
+            [
+                Family::V1,
+                Family::V2,
+                Family::Draft23,
+                Family::Draft29,
+                Family::T051,
+            ]
+            .map(|f| hkdf::Salt::new(hkdf::HKDF_SHA256, f.salt()))
+        });
+        let [v1, v2, d23, d29, t051] = &*SALTS;
+        match self {
+            Family::V1 => v1,
+            Family::V2 => v2,
+            Family::Draft23 => d23,
+            Family::Draft29 => d29,
+            Family::T051 => t051,
+        }
+    }
+
     fn labels(self) -> [&'static [u8]; 3] {
         match self {
             Family::V2 => [b"quicv2 key", b"quicv2 iv", b"quicv2 hp"],
@@ -170,7 +193,7 @@ fn expand_label(prk: &hkdf::Prk, label: &[u8], out: &mut [u8]) -> Option<()> {
 /// `None` for a version without a known key schedule.
 pub fn client_key_material(version: Version, dcid: &[u8]) -> Option<KeyMaterial> {
     let family = version.family()?;
-    let initial = hkdf::Salt::new(hkdf::HKDF_SHA256, family.salt()).extract(dcid);
+    let initial = family.hkdf_salt().extract(dcid);
     let mut secret = [0u8; 32];
     expand_label(&initial, b"client in", &mut secret)?;
     let client = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, &secret);
