@@ -190,6 +190,30 @@ pub fn dns_message(data: &[u8]) {
         m.questions.len() <= 16 && m.answers.len() <= 256,
         "count caps"
     );
+    // The passive-DNS prefilter's wire walk is sound: when it walks the
+    // whole message, every question and CNAME target name the parser
+    // decodes ends in two labels the walk saw.
+    let mut tails = Vec::new();
+    let walked = dns::name_tails(data, |a, b| {
+        tails.push([a, b"." as &[u8], b].concat().to_ascii_lowercase());
+        false
+    });
+    if walked == Some(false) && m.parse(data) {
+        let cnames = m.answers.iter().filter_map(|a| match &a.data {
+            dns::AnswerData::Cname(t) => Some(m.text(t)),
+            _ => None,
+        });
+        for name in m.questions.iter().map(|q| m.text(&q.name)).chain(cnames) {
+            let parts: Vec<&str> = name.rsplitn(3, '.').collect();
+            if let [last, second, ..] = parts[..]
+                && !last.contains('\\')
+                && !second.contains('\\')
+            {
+                let tail = format!("{second}.{last}").to_ascii_lowercase().into_bytes();
+                assert!(tails.contains(&tail), "{name} not walked");
+            }
+        }
+    }
 }
 
 /// TLS: record reassembly of a ClientHello from a stream prefix, then the

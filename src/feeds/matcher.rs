@@ -11,12 +11,10 @@
 //! lowercased into a stack buffer.
 //!
 //! A prefilter ([`Matcher::may_name_in`]) tells, from a DNS message's raw
-//! bytes, whether any name in it could match a name rule: every label of a
-//! matching name appears in the message as label bytes (compression
-//! pointers point inside the message), each after its length byte, so a
-//! message that does not contain some rule's longest label (length byte
-//! included, letters in any case) cannot name a vendor, and need not be
-//! parsed at all when only vendor answers matter (passive DNS).
+//! bytes, whether any name in it could match a name rule, by walking the
+//! question and CNAME names on the wire for their last two labels (no
+//! decoding, no escaping): a message that does not pass need not be parsed
+//! at all when only vendor answers matter (passive DNS).
 
 use super::{Feeds, RuleId, RuleKind};
 use foldhash::HashMap;
@@ -61,44 +59,6 @@ pub struct Matcher {
     /// label): a name whose last two labels are not here matches nothing,
     /// which one lookup of a short key tells for almost every name.
     tails: Option<foldhash::HashSet<Box<[u8]>>>,
-    /// The longest label of every name rule (None: no name rules, or the
-    /// automaton could not be built — then every message is parsed).
-    anchors: Option<aho_corasick::AhoCorasick>,
-}
-
-/// The prefilter: the longest label of each name (the top-level domain
-/// only for a single-label name), as it appears on the
-/// wire — after its length byte, which makes even a short label such as
-/// `e5` a selective pattern (`\x02e5`) — matched ASCII case-blind.
-fn anchors<'a>(names: impl Iterator<Item = &'a [u8]>) -> Option<aho_corasick::AhoCorasick> {
-    let mut labels: Vec<Vec<u8>> = names
-        .filter_map(|n| {
-            // The longest label left of the top-level domain (`com` is in
-            // every other answer); the first of equals.
-            let labels: Vec<&[u8]> = n.split(|&b| b == b'.').collect();
-            let (tld, rest) = labels.split_last()?;
-            let pick = rest.iter().copied().rev().max_by_key(|l| l.len());
-            Some(pick.filter(|l| !l.is_empty()).unwrap_or(tld))
-        })
-        .filter_map(|l| {
-            let len = u8::try_from(l.len())
-                .ok()
-                .filter(|&n| (1..64).contains(&n))?;
-            Some([&[len][..], l].concat())
-        })
-        .collect();
-    labels.sort_unstable();
-    labels.dedup();
-    if labels.is_empty() {
-        return None;
-    }
-    aho_corasick::AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        // A full DFA: one table lookup per byte (a few hundred labels
-        // make a table of a few hundred KB).
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-        .build(labels)
-        .ok()
 }
 
 /// The last two labels of a name (`b.c` of `a.b.c`); None for a single
@@ -133,7 +93,6 @@ impl Matcher {
             ports: Vec::new(),
             labels: (usize::MAX, 0),
             tails: None,
-            anchors: None,
         };
         for (i, r) in feeds.rules.iter().enumerate() {
             let id = i as RuleId;
@@ -186,7 +145,6 @@ impl Matcher {
                 }
             }
         }
-        m.anchors = anchors(m.names.keys().map(|k| &**k));
         for n in m.names.keys() {
             let count = n.iter().filter(|&&b| b == b'.').count() + 1;
             m.labels = (m.labels.0.min(count), m.labels.1.max(count));
@@ -199,14 +157,34 @@ impl Matcher {
         m
     }
 
-    /// Whether a DNS message (its raw bytes) could hold a name that some
-    /// name rule matches (see the module doc). False means surely not;
-    /// true means parse it and look.
+    /// Whether a DNS response (its raw bytes) could name a rule: whether
+    /// the last two labels of its question or of a CNAME target are some
+    /// rule's (see [`crate::protocols::dns::name_tails`]). False means
+    /// surely not; true means parse it and look. Without the two-label set
+    /// (a single-label rule), every message is worth a look.
     pub fn may_name_in(&self, raw: &[u8]) -> bool {
-        match &self.anchors {
-            Some(ac) => ac.is_match(raw),
-            None => !self.names.is_empty(),
+        if self.names.is_empty() {
+            return false;
         }
+        let Some(tails) = &self.tails else {
+            return true;
+        };
+        let mut buf = [0u8; 2 * 63 + 1];
+        let hit = crate::protocols::dns::name_tails(raw, |a, b| {
+            let n = a.len() + 1 + b.len();
+            let Some(key) = buf.get_mut(..n) else {
+                return false;
+            };
+            let (left, right) = key.split_at_mut(a.len());
+            left.copy_from_slice(a);
+            if let Some((dot, rest)) = right.split_first_mut() {
+                *dot = b'.';
+                rest.copy_from_slice(b);
+            }
+            key.make_ascii_lowercase();
+            tails.contains(&*key)
+        });
+        hit.unwrap_or(true)
     }
 
     /// The most specific rule for a host name (any case, trailing dot allowed).
@@ -428,7 +406,8 @@ mod tests {
                 feed_names.extend(names_of(&msg).into_iter().map(|n| n.to_ascii_lowercase()));
             }
         }
-        feed_names.retain(|n| !n.is_empty() && !n.contains('\\'));
+        // Two labels or more (a single-label rule turns the prefilter off).
+        feed_names.retain(|n| n.contains('.') && !n.contains('\\'));
         let rules: Vec<(RuleKind, &str)> = feed_names
             .iter()
             .map(|n| (RuleKind::Suffix, n.as_str()))
@@ -458,6 +437,34 @@ mod tests {
         );
         // No name rules: nothing can match, nothing passes.
         assert!(!Matcher::new(&feeds(&[(RuleKind::Cidr, "10.0.0.0/8")])).may_name_in(b"\x03abc"));
+        // Hand-made answers: the question, a CNAME target (through a
+        // pointer into another name), mixed case; cut or crafted messages
+        // pass (the parser decides).
+        let m = Matcher::new(&feeds(&[(RuleKind::Suffix, "kaspersky-labs.com")]));
+        let answer = |qname: &[u8], cname: &[u8]| {
+            let mut a = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+            a.extend_from_slice(qname);
+            a.extend_from_slice(&[0, 1, 0, 1, 0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 1]);
+            a.extend_from_slice(&(cname.len() as u16).to_be_bytes());
+            a.extend_from_slice(cname);
+            a
+        };
+        let q = b"\x03ksn\x0eKaspersky-Labs\x03COM\x00";
+        let other = b"\x03www\x07example\x03net\x00";
+        assert!(m.may_name_in(&answer(q, b"\x01x\xc0\x0c")));
+        assert!(!m.may_name_in(&answer(other, b"\x01x\xc0\x0c")));
+        // CNAME x.<pointer to "example.net"> vs a target spelled out.
+        assert!(!m.may_name_in(&answer(other, b"\x01x\xc0\x10")));
+        assert!(m.may_name_in(&answer(other, b"\x01x\x0ekaspersky-labs\x03com\x00")));
+        // The rule's labels elsewhere than at the end do not pass...
+        assert!(!m.may_name_in(&answer(
+            b"\x0ekaspersky-labs\x03com\x04evil\x03net\x00",
+            b"\xc0\x0c"
+        )));
+        // ...a forward pointer or a cut message does (the parser decides).
+        assert!(m.may_name_in(&answer(other, b"\x01x\xc0\x7f")));
+        let full = answer(other, b"\x01x\xc0\x0c");
+        assert!(m.may_name_in(&full[..full.len() - 3]));
     }
 
     /// The last-two-labels prefilter of [`Matcher::name`] changes no

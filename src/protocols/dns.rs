@@ -337,6 +337,83 @@ impl DnsMessage {
     }
 }
 
+/// The last two labels of each name a message could be matched by — every
+/// question's name and every CNAME target — read from the wire without
+/// decoding anything: `visit(second_last, last)` for each name of two or
+/// more labels, until it returns true. `Some(true)` if it did, `Some(false)`
+/// if none did, `None` if the message cannot be walked this cheaply (cut
+/// short, an over-long name, a bad pointer or label type): then only a full
+/// [`DnsMessage::parse`] can tell.
+///
+/// A decoded name's text is its labels, escaped, joined by dots, so the
+/// last two dot-separated parts of the text are these two labels (escaped):
+/// whatever a name's text matches, its wire labels say so too.
+pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Option<bool> {
+    let (qd, an) = (be16(buf, 4)?, be16(buf, 6)?);
+    let mut pos = HEADER_LEN;
+    let mut seen = |tail: (Option<&[u8]>, Option<&[u8]>)| match tail {
+        (Some(a), Some(b)) => visit(a, b),
+        _ => false,
+    };
+    for _ in 0..usize::from(qd).min(MAX_QUESTIONS) {
+        let (next, tail) = wire_name_tail(buf, pos)?;
+        if seen(tail) {
+            return Some(true);
+        }
+        pos = next.checked_add(4).filter(|&p| p <= buf.len())?;
+    }
+    for _ in 0..usize::from(an).min(MAX_ANSWERS) {
+        let (next, _) = wire_name_tail(buf, pos)?;
+        let rtype = be16(buf, next)?;
+        let rdlen = usize::from(be16(buf, next + 8)?);
+        let rdata = next + 10;
+        if rtype == rtype::CNAME && seen(wire_name_tail(buf, rdata)?.1) {
+            return Some(true);
+        }
+        pos = rdata.checked_add(rdlen).filter(|&p| p <= buf.len())?;
+    }
+    Some(false)
+}
+
+/// Walks the name at `pos` as [`DnsMessage::parse`] does (backward
+/// pointers only, at most [`MAX_NAME_WIRE`] bytes): where its record goes
+/// on, and its last two labels. `None` where the parser would flag an
+/// anomaly.
+fn wire_name_tail(buf: &[u8], mut pos: usize) -> Option<(usize, (Option<&[u8]>, Option<&[u8]>))> {
+    let (mut prev, mut last) = (None, None);
+    let mut resume = None;
+    let (mut floor, mut jumps, mut wire) = (pos, 0, 0usize);
+    loop {
+        let len = u8_at(buf, pos)?;
+        match len >> 6 {
+            0 if len == 0 => {
+                pos += 1;
+                break;
+            }
+            0 => {
+                let label = buf.get(pos + 1..pos + 1 + usize::from(len))?;
+                wire += usize::from(len) + 1;
+                if wire > MAX_NAME_WIRE {
+                    return None;
+                }
+                (prev, last) = (last, Some(label));
+                pos += 1 + usize::from(len);
+            }
+            3 => {
+                let target = usize::from(be16(buf, pos)? & 0x3fff);
+                resume.get_or_insert(pos + 2);
+                jumps += 1;
+                if target >= floor || jumps > MAX_JUMPS {
+                    return None;
+                }
+                (floor, pos) = (target, target);
+            }
+            _ => return None,
+        }
+    }
+    Some((resume.unwrap_or(pos), (prev, last)))
+}
+
 /// Appends a label, escaping bytes that are not printable ASCII (and the
 /// dot and backslash, which would change the name's meaning) as `\DDD`, so a
 /// hostile name can never carry control characters into a log or terminal.
