@@ -351,7 +351,7 @@ impl DnsMessage {
 pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Option<bool> {
     let (qd, an) = (be16(buf, 4)?, be16(buf, 6)?);
     let mut pos = HEADER_LEN;
-    let mut seen = |tail: (Option<&[u8]>, Option<&[u8]>)| match tail {
+    let mut seen = |tail: Tail<'_>| match tail {
         (Some(a), Some(b)) => visit(a, b),
         _ => false,
     };
@@ -375,11 +375,14 @@ pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Op
     Some(false)
 }
 
+/// A name's second-last and last labels, as far as it has them.
+type Tail<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Walks the name at `pos` as [`DnsMessage::parse`] does (backward
 /// pointers only, at most [`MAX_NAME_WIRE`] bytes): where its record goes
 /// on, and its last two labels. `None` where the parser would flag an
 /// anomaly.
-fn wire_name_tail(buf: &[u8], mut pos: usize) -> Option<(usize, (Option<&[u8]>, Option<&[u8]>))> {
+fn wire_name_tail(buf: &[u8], mut pos: usize) -> Option<(usize, Tail<'_>)> {
     let (mut prev, mut last) = (None, None);
     let mut resume = None;
     let (mut floor, mut jumps, mut wire) = (pos, 0, 0usize);
