@@ -169,6 +169,21 @@ fn benches(c: &mut Criterion) {
             black_box(intel.matcher.name(black_box(names[i % names.len()])))
         })
     });
+    // Most names on a network match no rule: the last-two-labels check
+    // answers them.
+    let others = [
+        "www.wikipedia.org",
+        "a.b.c.d.example.net",
+        "clients4.google.com",
+        "login.microsoftonline.com",
+    ];
+    c.bench_function("feeds/name that matches no rule", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(intel.matcher.name(black_box(others[i % others.len()])))
+        })
+    });
     let addrs: Vec<std::net::IpAddr> = [
         "77.74.178.11",
         "8.8.8.8",

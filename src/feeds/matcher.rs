@@ -195,7 +195,8 @@ impl Matcher {
         }
         if let Some(tails) = &self.tails {
             let tail = last_two_labels(name.as_bytes())?;
-            let mut buf = [0u8; MAX_NAME];
+            // Two labels of at most 63 bytes and a dot: longer is no rule's.
+            let mut buf = [0u8; 2 * 63 + 1];
             let lower = buf.get_mut(..tail.len())?;
             lower.copy_from_slice(tail);
             lower.make_ascii_lowercase();
