@@ -157,6 +157,12 @@ pub struct Dispatcher {
     local: Option<Box<worker::Worker>>,
     /// Packets given to `local` since its event lines were last handed over.
     local_pending: usize,
+    /// Offline, where the feeds never change: other workers get a copy of
+    /// a DNS answer only if it may name a vendor — the check each of their
+    /// engines would make (`Matcher::may_name_in`), made once here instead,
+    /// which saves N−1 copies of almost every answer. Live capture leaves
+    /// it to the workers, whose feeds a SIGHUP replaces.
+    learnable: Option<Arc<Intel>>,
 }
 
 /// The offline pipeline: one dispatcher on the reading thread and its
@@ -225,6 +231,12 @@ fn write_events(chunks: Receiver<Vec<u8>>, mut out: Box<dyn Write + Send>) -> io
         Some(e) => Err(e),
         None => out.flush(),
     }
+}
+
+/// Whether other workers should learn from a DNS answer (see
+/// `Dispatcher::learnable`).
+fn may_learn(learnable: Option<&Intel>, dns: &[u8]) -> bool {
+    learnable.is_none_or(|i| i.matcher.may_name_in(dns))
 }
 
 /// The two ports of a transport header at the start of `payload`.
@@ -363,6 +375,7 @@ impl Workers {
             drops: Arc::clone(&self.drops),
             local: None,
             local_pending: 0,
+            learnable: None,
         }
     }
 
@@ -496,7 +509,8 @@ impl Dispatcher {
                 };
                 let w = self.sharder.worker((p.src, sport), (p.dst, dport));
                 let answer = matches!(p.transport, Transport::Udp(u)
-                    if carries_dns_answer(u.sport, u.dport, u.payload));
+                    if carries_dns_answer(u.sport, u.dport, u.payload)
+                        && may_learn(self.learnable.as_deref(), u.payload));
                 self.deliver_frame(frame, &p, clock, w, answer);
             }
             Decoded::Fragment(f) => {
@@ -507,13 +521,16 @@ impl Dispatcher {
                     open,
                     local,
                     local_pending,
+                    learnable,
                     ..
                 } = self;
                 if let Some(r) = defrag.push(frame.ts, &f) {
                     let (sport, dport) = ports(r.proto, r.payload);
                     let w = sharder.worker((r.src, sport), (r.dst, dport));
+                    let dns = r.payload.get(8..).unwrap_or_default();
                     let answer = r.proto == ipproto::UDP
-                        && carries_dns_answer(sport, dport, r.payload.get(8..).unwrap_or_default());
+                        && carries_dns_answer(sport, dport, dns)
+                        && may_learn(learnable.as_deref(), dns);
                     for (i, b) in open.iter_mut().enumerate() {
                         if i == w {
                             b.push_datagram(&r, frame.ts, clock, Role::Home);
@@ -731,7 +748,8 @@ impl Pipeline {
                 events,
                 alerts,
             )?;
-            let dispatcher = workers.dispatcher(Overflow::Wait);
+            let mut dispatcher = workers.dispatcher(Overflow::Wait);
+            dispatcher.learnable = Some(Arc::clone(&workers.intel));
             return Ok(Pipeline {
                 workers,
                 dispatcher,
@@ -752,6 +770,7 @@ impl Pipeline {
         )?;
         workers.sharder = Sharder::with_shares(internal, &shares);
         let mut dispatcher = workers.dispatcher(Overflow::Wait);
+        dispatcher.learnable = Some(Arc::clone(&workers.intel));
         let (events, alerts) = workers.spare.clone().unwrap_or_default();
         let engine = Engine::new(
             Arc::clone(&workers.intel),
