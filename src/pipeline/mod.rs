@@ -39,8 +39,8 @@ use crate::hosts::HostTable;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ipnet::IpNet;
 use std::io::{self, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use worker::WorkerResult;
 
@@ -122,6 +122,8 @@ pub struct Workers {
     /// the writers.
     spare: Option<WriterEnds>,
     intel: Arc<Intel>,
+    /// The feeds the dispatchers check DNS answers against.
+    feeds: Arc<SharedFeeds>,
     internal: Vec<IpNet>,
 }
 
@@ -157,12 +159,24 @@ pub struct Dispatcher {
     local: Option<Box<worker::Worker>>,
     /// Packets given to `local` since its event lines were last handed over.
     local_pending: usize,
-    /// Offline, where the feeds never change: other workers get a copy of
-    /// a DNS answer only if it may name a vendor — the check each of their
-    /// engines would make (`Matcher::may_name_in`), made once here instead,
-    /// which saves N−1 copies of almost every answer. Live capture leaves
-    /// it to the workers, whose feeds a SIGHUP replaces.
-    learnable: Option<Arc<Intel>>,
+    /// Other workers get a copy of a DNS answer only if it may name a
+    /// vendor under these feeds — the check each of their engines would
+    /// make (`Matcher::may_name_in`), made once here instead, which saves
+    /// N−1 copies of almost every answer.
+    learnable: Arc<Intel>,
+    /// Where a feed reload (SIGHUP) publishes new feeds, and the generation
+    /// of `learnable`.
+    feeds: Arc<SharedFeeds>,
+    generation: u64,
+}
+
+/// The feeds the dispatchers check DNS answers against: replaced by
+/// [`Workers::reload`], picked up by each dispatcher at its next frame (one
+/// atomic load per frame). During a reload a dispatcher and the workers
+/// may briefly disagree; each worker checks again under its own feeds.
+struct SharedFeeds {
+    generation: AtomicU64,
+    intel: RwLock<Arc<Intel>>,
 }
 
 /// The offline pipeline: one dispatcher on the reading thread and its
@@ -235,8 +249,8 @@ fn write_events(chunks: Receiver<Vec<u8>>, mut out: Box<dyn Write + Send>) -> io
 
 /// Whether other workers should learn from a DNS answer (see
 /// `Dispatcher::learnable`).
-fn may_learn(learnable: Option<&Intel>, dns: &[u8]) -> bool {
-    learnable.is_none_or(|i| i.matcher.may_name_in(dns))
+fn may_learn(learnable: &Intel, dns: &[u8]) -> bool {
+    learnable.matcher.may_name_in(dns)
 }
 
 /// The two ports of a transport header at the start of `payload`.
@@ -343,6 +357,10 @@ impl Workers {
             drops: (0..n).map(|_| AtomicU64::new(0)).collect(),
             depth,
             spare: Some((event_tx, alert_tx)),
+            feeds: Arc::new(SharedFeeds {
+                generation: AtomicU64::new(0),
+                intel: RwLock::new(Arc::clone(&intel)),
+            }),
             intel,
             internal,
         })
@@ -375,7 +393,13 @@ impl Workers {
             drops: Arc::clone(&self.drops),
             local: None,
             local_pending: 0,
-            learnable: None,
+            learnable: self
+                .feeds
+                .intel
+                .read()
+                .map_or_else(|_| Arc::clone(&self.intel), |i| Arc::clone(&i)),
+            generation: self.feeds.generation.load(Ordering::Acquire),
+            feeds: Arc::clone(&self.feeds),
         }
     }
 
@@ -434,6 +458,10 @@ impl Workers {
 
     /// Gives every worker new feeds.
     pub fn reload(&self, intel: &Arc<Intel>) {
+        if let Ok(mut shared) = self.feeds.intel.write() {
+            *shared = Arc::clone(intel);
+            self.feeds.generation.fetch_add(1, Ordering::Release);
+        }
         for q in &self.queues {
             let _ = q.send(Msg::Reload(Arc::clone(intel)));
         }
@@ -491,6 +519,7 @@ impl Workers {
 impl Dispatcher {
     /// Hands one frame to its worker.
     pub fn push(&mut self, frame: &Frame<'_>) {
+        self.refresh_feeds();
         self.clock = self.clock.max(frame.ts);
         let clock = self.clock;
         match decode::decode(frame.linktype, frame.data) {
@@ -510,7 +539,7 @@ impl Dispatcher {
                 let w = self.sharder.worker((p.src, sport), (p.dst, dport));
                 let answer = matches!(p.transport, Transport::Udp(u)
                     if carries_dns_answer(u.sport, u.dport, u.payload)
-                        && may_learn(self.learnable.as_deref(), u.payload));
+                        && may_learn(&self.learnable, u.payload));
                 self.deliver_frame(frame, &p, clock, w, answer);
             }
             Decoded::Fragment(f) => {
@@ -530,7 +559,7 @@ impl Dispatcher {
                     let dns = r.payload.get(8..).unwrap_or_default();
                     let answer = r.proto == ipproto::UDP
                         && carries_dns_answer(sport, dport, dns)
-                        && may_learn(learnable.as_deref(), dns);
+                        && may_learn(learnable, dns);
                     for (i, b) in open.iter_mut().enumerate() {
                         if i == w {
                             b.push_datagram(&r, frame.ts, clock, Role::Home);
@@ -561,6 +590,17 @@ impl Dispatcher {
                 self.counters.count(frame);
                 self.counters.malformed += 1;
             }
+        }
+    }
+
+    /// Picks up feeds published by a reload since the last frame.
+    fn refresh_feeds(&mut self) {
+        let generation = self.feeds.generation.load(Ordering::Acquire);
+        if generation != self.generation
+            && let Ok(intel) = self.feeds.intel.read()
+        {
+            self.learnable = Arc::clone(&intel);
+            self.generation = generation;
         }
     }
 
@@ -748,8 +788,7 @@ impl Pipeline {
                 events,
                 alerts,
             )?;
-            let mut dispatcher = workers.dispatcher(Overflow::Wait);
-            dispatcher.learnable = Some(Arc::clone(&workers.intel));
+            let dispatcher = workers.dispatcher(Overflow::Wait);
             return Ok(Pipeline {
                 workers,
                 dispatcher,
@@ -770,7 +809,6 @@ impl Pipeline {
         )?;
         workers.sharder = Sharder::with_shares(internal, &shares);
         let mut dispatcher = workers.dispatcher(Overflow::Wait);
-        dispatcher.learnable = Some(Arc::clone(&workers.intel));
         let (events, alerts) = workers.spare.clone().unwrap_or_default();
         let engine = Engine::new(
             Arc::clone(&workers.intel),
@@ -883,6 +921,38 @@ mod tests {
         let lost: u64 = w.queue_drops().iter().sum();
         let m = w.finish(&dispatched);
         assert_eq!(m.stats.counters.packets + lost, pushed);
+    }
+
+    /// A feed reload reaches the dispatchers' DNS answer check at their
+    /// next frame, not only the workers.
+    #[test]
+    fn dispatchers_check_answers_against_reloaded_feeds() {
+        let feeds = || Arc::new(Intel::new(crate::feeds::load(None).expect("feeds")));
+        let (old, new) = (feeds(), feeds());
+        let w = Workers::start_with_depth(
+            Arc::clone(&old),
+            Vec::new(),
+            &Limits::default(),
+            2,
+            1,
+            QUEUE_DEPTH,
+            None,
+            None,
+        )
+        .expect("workers");
+        let mut d = w.dispatcher(Overflow::Wait);
+        assert!(Arc::ptr_eq(&d.learnable, &old));
+        w.reload(&new);
+        assert!(Arc::ptr_eq(&d.learnable, &old), "picked up at a frame");
+        let mut t = Timeline::new(vec![demo()]);
+        let frame = t.next_frame().expect("a frame");
+        d.push(&frame);
+        assert!(Arc::ptr_eq(&d.learnable, &new));
+        // A dispatcher made after the reload starts with the new feeds.
+        assert!(Arc::ptr_eq(&w.dispatcher(Overflow::Wait).learnable, &new));
+        drop(t);
+        let m = w.finish(&[d.finish()]);
+        assert!(m.stats.counters.packets > 0);
     }
 
     /// Offline dispatchers wait instead: nothing is lost.
