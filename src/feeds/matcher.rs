@@ -72,6 +72,26 @@ fn last_two_labels(name: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Whether `parts`, joined and lowercased, are the last two labels of some
+/// rule (see `Matcher::tails`).
+fn is_rule_tail(tails: &foldhash::HashSet<Box<[u8]>>, parts: &[&[u8]]) -> bool {
+    // Two labels of at most 63 bytes and a dot: longer is no rule's.
+    let mut buf = [0u8; 2 * 63 + 1];
+    let mut n = 0;
+    for part in parts {
+        let Some(dst) = buf.get_mut(n..n + part.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(part);
+        n += part.len();
+    }
+    let Some(key) = buf.get_mut(..n) else {
+        return false;
+    };
+    key.make_ascii_lowercase();
+    tails.contains(&*key)
+}
+
 /// Longest name looked up (RFC 1035 limit on the text form).
 const MAX_NAME: usize = 253;
 
@@ -169,21 +189,7 @@ impl Matcher {
         let Some(tails) = &self.tails else {
             return true;
         };
-        let mut buf = [0u8; 2 * 63 + 1];
-        let hit = crate::protocols::dns::name_tails(raw, |a, b| {
-            let n = a.len() + 1 + b.len();
-            let Some(key) = buf.get_mut(..n) else {
-                return false;
-            };
-            let (left, right) = key.split_at_mut(a.len());
-            left.copy_from_slice(a);
-            if let Some((dot, rest)) = right.split_first_mut() {
-                *dot = b'.';
-                rest.copy_from_slice(b);
-            }
-            key.make_ascii_lowercase();
-            tails.contains(&*key)
-        });
+        let hit = crate::protocols::dns::name_tails(raw, |a, b| is_rule_tail(tails, &[a, b".", b]));
         hit.unwrap_or(true)
     }
 
@@ -195,12 +201,7 @@ impl Matcher {
         }
         if let Some(tails) = &self.tails {
             let tail = last_two_labels(name.as_bytes())?;
-            // Two labels of at most 63 bytes and a dot: longer is no rule's.
-            let mut buf = [0u8; 2 * 63 + 1];
-            let lower = buf.get_mut(..tail.len())?;
-            lower.copy_from_slice(tail);
-            lower.make_ascii_lowercase();
-            if !tails.contains(&*lower) {
+            if !is_rule_tail(tails, &[tail]) {
                 return None;
             }
         }

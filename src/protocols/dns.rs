@@ -270,71 +270,84 @@ impl DnsMessage {
     /// [`DnsMessage::read_name`]'s decoding of the labels.
     fn decode_name(&mut self, buf: &[u8], cur: &mut Cursor<'_>) -> Option<Range<usize>> {
         let start = self.text.len();
-        let mut pos = cur.pos();
-        // Where the cursor resumes: after the first pointer, or after the root label.
-        let mut resume: Option<usize> = None;
-        let mut wire_len = 0usize;
-        let mut jumps = 0;
-        // Pointers must go strictly backwards from the lowest position seen.
-        let mut floor = pos;
-        loop {
-            let len = u8_at(buf, pos)?;
-            match len >> 6 {
-                0 if len == 0 => {
-                    pos += 1;
-                    break;
-                }
-                0 => {
-                    let label = buf.get(pos + 1..pos + 1 + usize::from(len))?;
-                    wire_len += usize::from(len) + 1;
-                    if wire_len > MAX_NAME_WIRE {
-                        self.anomalies.set(Anomalies::NAME_TOO_LONG);
-                        // Skip to the end of this name without decoding more.
-                        pos += 1 + usize::from(len);
-                        if resume.is_none() {
-                            while let Some(l) = u8_at(buf, pos) {
-                                if l == 0 {
-                                    pos += 1;
-                                    break;
-                                } else if l >> 6 == 3 {
-                                    pos += 2;
-                                    break;
-                                }
-                                pos += 1 + usize::from(l);
-                            }
-                        }
-                        break;
-                    }
-                    if self.text.len() > start {
-                        self.text.push(b'.');
-                    }
-                    push_label(&mut self.text, label);
-                    pos += 1 + usize::from(len);
-                }
-                3 => {
-                    let target = usize::from(be16(buf, pos)? & 0x3fff);
-                    if resume.is_none() {
-                        resume = Some(pos + 2);
-                    }
-                    jumps += 1;
-                    if target >= floor || jumps > MAX_JUMPS {
-                        self.anomalies.set(Anomalies::BAD_POINTER);
-                        break;
-                    }
-                    floor = target;
-                    pos = target;
-                }
-                _ => {
-                    self.anomalies.set(Anomalies::BAD_LABEL);
-                    // The rest of the message cannot be located reliably.
-                    return None;
-                }
+        let DnsMessage {
+            text, anomalies, ..
+        } = self;
+        let end = walk_name(buf, cur.pos(), anomalies, |label| {
+            if text.len() > start {
+                text.push(b'.');
             }
-        }
-        let end = resume.unwrap_or(pos);
+            push_label(text, label);
+        })?;
         cur.skip(end.checked_sub(cur.pos())?)?;
         Some(start..self.text.len())
     }
+}
+
+/// Walks the name at `pos` under the parser's rules, handing each label to
+/// `label` in order: compression pointers must go strictly backwards from
+/// the lowest position seen (which makes loops impossible), at most
+/// [`MAX_JUMPS`] of them, and a name stops at [`MAX_NAME_WIRE`] wire bytes
+/// (`NAME_TOO_LONG`: the rest is skipped) or at a bad pointer
+/// (`BAD_POINTER`: the labels so far stand). Returns where the record goes
+/// on: after the first pointer, or after the name. `None` if the name runs
+/// past the end of the message, or on a reserved label type (`BAD_LABEL`:
+/// the rest of the message cannot be located).
+fn walk_name<'a>(
+    buf: &'a [u8],
+    mut pos: usize,
+    anomalies: &mut Anomalies,
+    mut label: impl FnMut(&'a [u8]),
+) -> Option<usize> {
+    let mut resume: Option<usize> = None;
+    let (mut floor, mut jumps, mut wire_len) = (pos, 0, 0usize);
+    loop {
+        let len = u8_at(buf, pos)?;
+        match len >> 6 {
+            0 if len == 0 => {
+                pos += 1;
+                break;
+            }
+            0 => {
+                let bytes = buf.get(pos + 1..pos + 1 + usize::from(len))?;
+                wire_len += usize::from(len) + 1;
+                pos += 1 + usize::from(len);
+                if wire_len > MAX_NAME_WIRE {
+                    anomalies.set(Anomalies::NAME_TOO_LONG);
+                    // Skip to the end of this name without decoding more.
+                    if resume.is_none() {
+                        while let Some(l) = u8_at(buf, pos) {
+                            if l == 0 {
+                                pos += 1;
+                                break;
+                            } else if l >> 6 == 3 {
+                                pos += 2;
+                                break;
+                            }
+                            pos += 1 + usize::from(l);
+                        }
+                    }
+                    break;
+                }
+                label(bytes);
+            }
+            3 => {
+                let target = usize::from(be16(buf, pos)? & 0x3fff);
+                resume.get_or_insert(pos + 2);
+                jumps += 1;
+                if target >= floor || jumps > MAX_JUMPS {
+                    anomalies.set(Anomalies::BAD_POINTER);
+                    break;
+                }
+                (floor, pos) = (target, target);
+            }
+            _ => {
+                anomalies.set(Anomalies::BAD_LABEL);
+                return None;
+            }
+        }
+    }
+    Some(resume.unwrap_or(pos))
 }
 
 /// The last two labels of each name a message could be matched by — every
@@ -378,43 +391,15 @@ pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Op
 /// A name's second-last and last labels, as far as it has them.
 type Tail<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
-/// Walks the name at `pos` as [`DnsMessage::parse`] does (backward
-/// pointers only, at most [`MAX_NAME_WIRE`] bytes): where its record goes
-/// on, and its last two labels. `None` where the parser would flag an
-/// anomaly.
-fn wire_name_tail(buf: &[u8], mut pos: usize) -> Option<(usize, Tail<'_>)> {
+/// [`walk_name`] keeping only the name's last two labels; `None` where
+/// the parser would flag an anomaly.
+fn wire_name_tail(buf: &[u8], pos: usize) -> Option<(usize, Tail<'_>)> {
     let (mut prev, mut last) = (None, None);
-    let mut resume = None;
-    let (mut floor, mut jumps, mut wire) = (pos, 0, 0usize);
-    loop {
-        let len = u8_at(buf, pos)?;
-        match len >> 6 {
-            0 if len == 0 => {
-                pos += 1;
-                break;
-            }
-            0 => {
-                let label = buf.get(pos + 1..pos + 1 + usize::from(len))?;
-                wire += usize::from(len) + 1;
-                if wire > MAX_NAME_WIRE {
-                    return None;
-                }
-                (prev, last) = (last, Some(label));
-                pos += 1 + usize::from(len);
-            }
-            3 => {
-                let target = usize::from(be16(buf, pos)? & 0x3fff);
-                resume.get_or_insert(pos + 2);
-                jumps += 1;
-                if target >= floor || jumps > MAX_JUMPS {
-                    return None;
-                }
-                (floor, pos) = (target, target);
-            }
-            _ => return None,
-        }
-    }
-    Some((resume.unwrap_or(pos), (prev, last)))
+    let mut anomalies = Anomalies::default();
+    let next = walk_name(buf, pos, &mut anomalies, |label| {
+        (prev, last) = (last, Some(label));
+    })?;
+    (!anomalies.any()).then_some((next, (prev, last)))
 }
 
 /// Appends a label, escaping bytes that are not printable ASCII (and the
