@@ -301,6 +301,7 @@ fn run_engine<'a>(frames: impl Iterator<Item = (i64, u32, &'a [u8])>) {
             linktype: lt,
             data,
             orig_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            mapped: None,
         };
         engine.process(&frame, &mut log);
     }

@@ -166,6 +166,7 @@ impl CaptureFile {
             linktype: loc.linktype,
             data: self.window.bytes().get(loc.data.clone())?,
             orig_len: loc.orig_len,
+            mapped: self.window.shared(),
         })
     }
 

@@ -27,6 +27,8 @@ mod window;
 pub use error::CaptureError;
 pub use file::{CaptureFile, Format, find_captures};
 pub use timeline::{InputFailure, Timeline};
+pub(crate) use window::KEEP_BEHIND;
+pub use window::SharedMap;
 
 /// The largest packet record accepted (4 MiB). Real snap lengths stop at
 /// 262 144 bytes; GRO/BIG TCP frames stay below 512 KiB. Anything larger is
@@ -119,6 +121,9 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// The frame's length on the wire.
     pub orig_len: u32,
+    /// The mapped file `data` lies in, if it was read from one: other
+    /// threads may then refer to its bytes instead of copying them.
+    pub mapped: Option<&'a SharedMap>,
 }
 
 /// Reads a `u16` in the file's byte order (0 past the end: callers check

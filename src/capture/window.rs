@@ -20,6 +20,9 @@
 use memmap2::Mmap;
 use std::fs::File;
 use std::io::{self, Read};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes read from a stream in one refill call.
 const REFILL_CHUNK: usize = 256 * 1024;
@@ -27,9 +30,11 @@ const REFILL_CHUNK: usize = 256 * 1024;
 /// A mapped file's pages behind the position are released in steps this big.
 pub(crate) const RELEASE_EVERY: usize = 64 * 1024 * 1024;
 
-/// Pages this close behind the position are kept (the frame handed out last
-/// lies there: a record is at most 4 MiB).
-const KEEP_BEHIND: usize = 8 * 1024 * 1024;
+/// Pages this close behind the position are kept: the frame handed out
+/// last lies there (a record is at most 4 MiB), and so do the frames other
+/// threads still read through a [`SharedMap`] (the pipeline bounds how far
+/// behind they may lag by this).
+pub(crate) const KEEP_BEHIND: usize = 8 * 1024 * 1024;
 
 /// A mapped file's page tables are filled ahead of the position in steps
 /// this big (MADV_POPULATE_READ, Linux 5.14+): one call maps 4 MiB of
@@ -48,11 +53,79 @@ const CACHE_AHEAD: usize = 2048;
 /// below it; madvise needs an aligned start).
 const PAGE: usize = 64 * 1024;
 
+/// A memory-mapped capture file, shared with the threads that still read
+/// frames out of it (the pipeline's workers get offsets into it instead of
+/// copies). The mapping lives until the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct SharedMap(Arc<MapShare>);
+
+#[derive(Debug)]
+struct MapShare {
+    map: Mmap,
+    /// The reader dropped the pages before this offset from the process.
+    released: AtomicUsize,
+}
+
+impl SharedMap {
+    fn new(map: Mmap) -> Self {
+        SharedMap(Arc::new(MapShare {
+            map,
+            released: AtomicUsize::new(0),
+        }))
+    }
+
+    fn map(&self) -> &Mmap {
+        &self.0.map
+    }
+
+    /// A map of a temporary file holding `bytes`.
+    #[cfg(test)]
+    pub(crate) fn for_test(bytes: &[u8]) -> Self {
+        use std::io::Write;
+        let mut f = tempfile::tempfile().expect("temporary file");
+        f.write_all(bytes).expect("write");
+        #[allow(unsafe_code)]
+        // SAFETY: a private temporary file nobody else can truncate.
+        let map = unsafe { Mmap::map(&f).expect("map") };
+        Self::new(map)
+    }
+
+    /// Where `part` lies in the map, if it lies wholly inside it.
+    pub fn locate(&self, part: &[u8]) -> Option<Range<usize>> {
+        let start = (part.as_ptr() as usize).checked_sub(self.map().as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        (end <= self.map().len()).then_some(start..end)
+    }
+
+    /// The bytes at `range`, if it lies inside the map.
+    pub fn get(&self, range: Range<usize>) -> Option<&[u8]> {
+        self.map().get(range)
+    }
+
+    /// Whether both are the same mapping.
+    pub fn same(&self, other: &SharedMap) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Drops again the pages of `range` that lie behind the part the
+    /// reader released: a thread that read them after the reader passed
+    /// faulted them back in, and without this they would stay resident
+    /// until the file is closed.
+    pub fn release_behind(&self, range: Range<usize>) {
+        let line = self.0.released.load(Ordering::Acquire);
+        if range.start < line {
+            let from = range.start / PAGE * PAGE;
+            let to = range.end.div_ceil(PAGE).saturating_mul(PAGE).min(line);
+            release(self.map(), from, to);
+        }
+    }
+}
+
 /// The bytes of one capture file, seen from a moving position.
 pub(crate) enum Window {
     /// A regular file mapped into memory: every byte is always available.
     Mapped {
-        map: Mmap,
+        map: SharedMap,
         pos: usize,
         /// Bytes before this offset were released from the process.
         released: usize,
@@ -107,7 +180,7 @@ impl Window {
         let _ = map.advise(memmap2::Advice::Sequential);
         let populated = populate(&map, 0);
         Window::Mapped {
-            map,
+            map: SharedMap::new(map),
             pos: 0,
             released: 0,
             populated,
@@ -139,7 +212,7 @@ impl Window {
     /// than `need` only at the end of the input).
     pub(crate) fn fill(&mut self, need: usize) -> io::Result<usize> {
         match self {
-            Window::Mapped { map, pos, .. } => Ok(map.len().saturating_sub(*pos)),
+            Window::Mapped { map, pos, .. } => Ok(map.map().len().saturating_sub(*pos)),
             Window::Stream {
                 reader,
                 buf,
@@ -173,10 +246,18 @@ impl Window {
     /// The bytes available from the current position (see [`Window::fill`]).
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
-            Window::Mapped { map, pos, .. } => map.get(*pos..).unwrap_or(&[]),
+            Window::Mapped { map, pos, .. } => map.map().get(*pos..).unwrap_or(&[]),
             Window::Stream {
                 buf, start, end, ..
             } => buf.get(*start..*end).unwrap_or(&[]),
+        }
+    }
+
+    /// The mapping, if the window is one (frames from it can be shared).
+    pub(crate) fn shared(&self) -> Option<&SharedMap> {
+        match self {
+            Window::Mapped { map, .. } => Some(map),
+            Window::Stream { .. } => None,
         }
     }
 
@@ -190,6 +271,8 @@ impl Window {
                 populated,
                 cached,
             } => {
+                let share = &*map.0;
+                let map = &share.map;
                 *pos = (*pos + n).min(map.len());
                 let ahead = pos.saturating_add(CACHE_AHEAD).min(map.len());
                 let from = (*cached).max(*pos);
@@ -204,6 +287,7 @@ impl Window {
                     let upto = (*pos - KEEP_BEHIND) / PAGE * PAGE;
                     release(map, *released, upto);
                     *released = upto;
+                    share.released.store(upto, Ordering::Release);
                 }
             }
             Window::Stream {
@@ -304,7 +388,18 @@ mod tests {
         assert!(*released >= RELEASE_EVERY, "released {released}");
         assert_eq!(released % PAGE, 0);
         // Released pages fault back in with the file's bytes.
-        assert_eq!(&map[..4096], &data[..4096]);
-        assert_eq!(map[*released - 1], data[*released - 1]);
+        assert_eq!(&map.map()[..4096], &data[..4096]);
+        assert_eq!(map.map()[*released - 1], data[*released - 1]);
+        let tail = &map.map()[*released - 10..*released];
+        let at = map.locate(tail).unwrap();
+        assert_eq!(at, *released - 10..*released);
+        assert_eq!(map.get(at).unwrap(), &data[*released - 10..*released]);
+        assert_eq!(map.locate(&data[..4]), None, "not in the map");
+        // Another thread's late read faults a page back in; releasing it
+        // again leaves the bytes readable.
+        assert_eq!(map.get(100..104).unwrap(), &data[100..104]);
+        map.release_behind(100..104);
+        map.release_behind(*released - 10..*released + 10);
+        assert_eq!(map.get(100..104).unwrap(), &data[100..104]);
     }
 }

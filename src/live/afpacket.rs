@@ -333,6 +333,7 @@ impl Ring {
                     linktype: self.linktype,
                     data: &buf,
                     orig_len: len.saturating_add(4),
+                    mapped: None,
                 });
                 self.vlan_buf = buf;
             } else {
@@ -341,6 +342,7 @@ impl Ring {
                     linktype: self.linktype,
                     data,
                     orig_len: len,
+                    mapped: None,
                 });
             }
             n += 1;

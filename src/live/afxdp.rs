@@ -834,6 +834,7 @@ impl XskSource {
             linktype: 1,
             data: bytes.get(..self.snaplen.min(bytes.len())).unwrap_or(bytes),
             orig_len,
+            mapped: None,
         });
         true
     }

@@ -92,6 +92,7 @@ impl Source for PcapSource {
                 linktype,
                 data,
                 orig_len: p.header.len,
+                mapped: None,
             });
         };
         let n = self

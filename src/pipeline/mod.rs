@@ -145,6 +145,8 @@ pub struct Dispatcher {
     /// Frames the dispatcher kept (fragments, non-IP, malformed, non-TCP/UDP).
     counters: Counters,
     open: Vec<Batch>,
+    /// How much of a mapped file one batch may refer to ([`batch::map_span`]).
+    map_span: usize,
     queues: Vec<Sender<Msg>>,
     spent: Receiver<Batch>,
     /// The latest frame time so far.
@@ -379,11 +381,13 @@ impl Workers {
     /// A new dispatcher feeding these workers.
     pub fn dispatcher(&self, overflow: Overflow) -> Dispatcher {
         let n = self.queues.len();
+        let map_span = batch::map_span(self.depth);
         Dispatcher {
             sharder: self.sharder.clone(),
             defrag: Defragmenter::new(self.defrag),
             counters: Counters::default(),
-            open: (0..n).map(|_| Batch::new()).collect(),
+            open: (0..n).map(|_| Batch::referring(map_span)).collect(),
+            map_span,
             queues: self.queues.clone(),
             spent: self.spent.clone(),
             clock: crate::capture::Timestamp(i64::MIN),
@@ -638,12 +642,12 @@ impl Dispatcher {
         if answer {
             for (i, b) in self.open.iter_mut().enumerate() {
                 let role = if i == w { Role::Home } else { Role::DnsAnswer };
-                b.push_packet(p, facts, clock, role);
+                b.push_packet(p, facts, clock, role, frame.mapped);
             }
             self.send_full();
         } else if w < remote {
             if let Some(b) = self.open.get_mut(w) {
-                b.push_packet(p, facts, clock, Role::Home);
+                b.push_packet(p, facts, clock, Role::Home, frame.mapped);
             }
             if self.open.get(w).is_some_and(Batch::is_full) {
                 self.send(w);
@@ -669,7 +673,7 @@ impl Dispatcher {
         }
         if self.batches < self.max_batches {
             self.batches += 1;
-            return Some(Batch::new());
+            return Some(Batch::referring(self.map_span));
         }
         match self.overflow {
             Overflow::Wait => Some(self.spent.recv().unwrap_or_default()),
@@ -842,11 +846,12 @@ impl Pipeline {
     }
 }
 
-/// The reading thread's cost per packet (read, decode, pick a worker, copy)
-/// relative to a worker's (analyse a decoded packet): the value that makes
-/// the two threads' CPU time equal on the bulk mix (per-thread CPU measured
-/// with 2 threads on benches/throughput.sh's file).
-const READER_COST: f64 = 0.56;
+/// The reading thread's cost per packet (read, decode, pick a worker, put
+/// it in a batch) relative to a worker's (analyse a decoded packet): the
+/// value that makes the two threads' CPU time equal on the bulk mix
+/// (per-thread CPU measured with perf, 2 threads, on benches/throughput.sh's
+/// file; 0.56 while payloads were copied into batches).
+const READER_COST: f64 = 0.47;
 
 /// How an offline pipeline of `threads` threads splits the hosts, in
 /// thousandths: the `threads - 1` worker threads, then the reading thread,
