@@ -11,10 +11,11 @@
 //! nothing per packet and a slow worker slows the reader instead of growing
 //! a queue.
 //!
-//! Offline with few threads, the reading thread is a worker too
-//! ([`Pipeline`]): it analyses its own share of the hosts in place, sized by
-//! `reader_shares` so that it is as busy as each worker thread — on two
-//! cores a reader that only dispatched would be a third thread.
+//! Offline with two threads, one shard of the hosts is flexible
+//! ([`flex`]): its batches are analysed by whichever thread is free — the
+//! reader when its hand-over would block, the worker when its queue is
+//! empty — so both stay busy whatever the traffic mix (on two cores a
+//! reader that only dispatched would leave a core idle).
 //!
 //! Each worker owns an [`Engine`] — its shard of the flow table, TCP
 //! reassembly, passive DNS and host table — and shares nothing. Event lines
@@ -23,6 +24,7 @@
 //! disjoint the merge is exact, so N workers report what one does.
 
 mod batch;
+mod flex;
 mod shard;
 mod worker;
 
@@ -36,7 +38,8 @@ use crate::decode::defrag::Defragmenter;
 use crate::decode::{self, Decoded, Transport, ipproto};
 use crate::feeds::Intel;
 use crate::hosts::HostTable;
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use flex::{Flex, Ran};
 use ipnet::IpNet;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,14 +120,11 @@ pub struct Workers {
     defrag: crate::decode::defrag::DefragLimits,
     drops: Arc<[AtomicU64]>,
     depth: usize,
-    /// Ends of the writers' queues for a worker on the reading thread
-    /// ([`Pipeline`]); dropped by [`Workers::finish`] before it waits for
-    /// the writers.
-    spare: Option<WriterEnds>,
+    /// The flexible shard ([`Pipeline`] with two threads) and its queue.
+    flex: Option<FlexEnd>,
     intel: Arc<Intel>,
     /// The feeds the dispatchers check DNS answers against.
     feeds: Arc<SharedFeeds>,
-    internal: Vec<IpNet>,
 }
 
 /// A dispatcher's own counters, handed back when it finishes.
@@ -155,12 +155,9 @@ pub struct Dispatcher {
     max_batches: usize,
     overflow: Overflow,
     drops: Arc<[AtomicU64]>,
-    /// A worker run on the dispatcher's own thread (offline, few threads):
-    /// it owns shard `open.len()`, and its packets are analysed in place
-    /// instead of being copied to another thread.
-    local: Option<Box<worker::Worker>>,
-    /// Packets given to `local` since its event lines were last handed over.
-    local_pending: usize,
+    /// The flexible shard (offline, two threads): the last of `open`, which
+    /// this thread analyses itself while a worker's queue is full.
+    flex: Option<FlexEnd>,
     /// Other workers get a copy of a DNS answer only if it may name a
     /// vendor under these feeds — the check each of their engines would
     /// make (`Matcher::may_name_in`), made once here instead, which saves
@@ -179,6 +176,13 @@ pub struct Dispatcher {
 struct SharedFeeds {
     generation: AtomicU64,
     intel: RwLock<Arc<Intel>>,
+}
+
+/// The flexible shard and the sending end of its queue.
+#[derive(Clone)]
+struct FlexEnd {
+    shard: Arc<Flex>,
+    queue: Sender<Batch>,
 }
 
 /// The offline pipeline: one dispatcher on the reading thread and its
@@ -292,6 +296,7 @@ impl Workers {
             depth,
             events,
             alerts,
+            None,
         )
     }
 
@@ -309,10 +314,12 @@ impl Workers {
         depth: usize,
         events: Option<Box<dyn Write + Send>>,
         alerts: Option<Box<dyn AlertSink>>,
+        flex_per_mille: Option<u32>,
     ) -> io::Result<Self> {
         let n = workers.max(1);
         let depth = depth.max(1);
-        let (spent_tx, spent) = bounded(dispatchers.max(1) * (n * (depth + 2) + n));
+        let shards = n + usize::from(flex_per_mille.is_some());
+        let (spent_tx, spent) = bounded(dispatchers.max(1) * (shards * (depth + 2) + shards));
         let (event_tx, writer) = match events {
             Some(out) => {
                 let (tx, rx) = bounded(EVENT_QUEUE);
@@ -333,17 +340,30 @@ impl Workers {
             }
             None => (None, None),
         };
+        let flex = flex_per_mille.map(|share| {
+            let (queue, rx) = bounded(depth);
+            let engine = Engine::new(
+                Arc::clone(&intel),
+                internal.clone(),
+                &worker_limits(limits, share),
+            );
+            let worker = worker::Worker::new(engine, event_tx.clone(), alert_tx.clone());
+            FlexEnd {
+                shard: Arc::new(Flex::new(worker, rx, spent_tx.clone())),
+                queue,
+            }
+        });
         let wl = worker_limits(limits, per_mille);
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, rx) = bounded(depth);
             let engine = Engine::new(Arc::clone(&intel), internal.clone(), &wl);
-            let (spent_tx, event_tx, alert_tx) =
-                (spent_tx.clone(), event_tx.clone(), alert_tx.clone());
+            let (spent_tx, writers) = (spent_tx.clone(), (event_tx.clone(), alert_tx.clone()));
+            let shard = flex.as_ref().map(|f| Arc::clone(&f.shard));
             let h = std::thread::Builder::new()
                 .name(format!("phonehome-worker-{i}"))
-                .spawn(move || worker::run(engine, rx, spent_tx, event_tx, alert_tx))?;
+                .spawn(move || worker::run(engine, rx, spent_tx, writers, shard))?;
             queues.push(tx);
             handles.push(h);
         }
@@ -358,13 +378,12 @@ impl Workers {
             defrag: limits.defrag,
             drops: (0..n).map(|_| AtomicU64::new(0)).collect(),
             depth,
-            spare: Some((event_tx, alert_tx)),
+            flex,
             feeds: Arc::new(SharedFeeds {
                 generation: AtomicU64::new(0),
                 intel: RwLock::new(Arc::clone(&intel)),
             }),
             intel,
-            internal,
         })
     }
 
@@ -380,7 +399,7 @@ impl Workers {
 
     /// A new dispatcher feeding these workers.
     pub fn dispatcher(&self, overflow: Overflow) -> Dispatcher {
-        let n = self.queues.len();
+        let n = self.queues.len() + usize::from(self.flex.is_some());
         let map_span = batch::map_span(self.depth);
         Dispatcher {
             sharder: self.sharder.clone(),
@@ -395,8 +414,7 @@ impl Workers {
             max_batches: n * (self.depth + 2) + n,
             overflow,
             drops: Arc::clone(&self.drops),
-            local: None,
-            local_pending: 0,
+            flex: self.flex.clone(),
             learnable: self
                 .feeds
                 .intel
@@ -482,7 +500,7 @@ impl Workers {
     /// elsewhere (on the reading thread).
     fn finish_with(mut self, dispatched: &[Dispatched], others: Vec<WorkerResult>) -> Merged {
         self.queues.clear();
-        self.spare = None;
+        self.flex = None;
         let mut stats = EngineStats::default();
         for d in dispatched {
             stats.counters.merge(&d.counters);
@@ -552,8 +570,6 @@ impl Dispatcher {
                     defrag,
                     sharder,
                     open,
-                    local,
-                    local_pending,
                     learnable,
                     ..
                 } = self;
@@ -570,14 +586,6 @@ impl Dispatcher {
                         } else if answer {
                             b.push_datagram(&r, frame.ts, clock, Role::DnsAnswer);
                         }
-                    }
-                    if let Some(l) = local.as_mut() {
-                        if w == open.len() {
-                            l.datagram(&r, frame.ts, clock, Role::Home);
-                        } else if answer {
-                            l.datagram(&r, frame.ts, clock, Role::DnsAnswer);
-                        }
-                        *local_pending += 1;
                     }
                     self.send_full();
                 }
@@ -618,34 +626,18 @@ impl Dispatcher {
         w: usize,
         answer: bool,
     ) {
-        let remote = self.open.len();
         let facts = FrameFacts {
             ts: frame.ts,
             caplen: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
             orig_len: frame.orig_len,
         };
-        if let Some(l) = self.local.as_mut()
-            && (w == remote || answer)
-        {
-            let role = if w == remote {
-                Role::Home
-            } else {
-                Role::DnsAnswer
-            };
-            l.packet(p, facts, clock, role);
-            self.local_pending += 1;
-            if self.local_pending >= BATCH_ITEMS {
-                self.local_pending = 0;
-                l.hand_over();
-            }
-        }
         if answer {
             for (i, b) in self.open.iter_mut().enumerate() {
                 let role = if i == w { Role::Home } else { Role::DnsAnswer };
                 b.push_packet(p, facts, clock, role, frame.mapped);
             }
             self.send_full();
-        } else if w < remote {
+        } else {
             if let Some(b) = self.open.get_mut(w) {
                 b.push_packet(p, facts, clock, Role::Home, frame.mapped);
             }
@@ -690,6 +682,13 @@ impl Dispatcher {
             self.drop_open(w);
             return;
         };
+        if w == self.queues.len() {
+            if let Some(slot) = self.open.get_mut(w) {
+                let full = std::mem::replace(slot, fresh);
+                self.send_flex(full);
+            }
+            return;
+        }
         let (Some(slot), Some(queue)) = (self.open.get_mut(w), self.queues.get(w)) else {
             return;
         };
@@ -697,7 +696,22 @@ impl Dispatcher {
         match self.overflow {
             // A worker only goes away by panicking; finish() reports that.
             Overflow::Wait => {
-                let _ = queue.send(Msg::Batch(full));
+                let mut msg = Msg::Batch(full);
+                // While the worker is behind, analyse the flexible shard
+                // instead of waiting.
+                if let Some(flex) = &self.flex {
+                    loop {
+                        match queue.try_send(msg) {
+                            Ok(()) => return,
+                            Err(TrySendError::Full(m)) => msg = m,
+                            Err(TrySendError::Disconnected(_)) => return,
+                        }
+                        if flex.shard.try_run() != Ran::Batch {
+                            break;
+                        }
+                    }
+                }
+                let _ = queue.send(msg);
             }
             Overflow::Drop => {
                 if let Err(e) = queue.try_send(Msg::Batch(full)) {
@@ -713,6 +727,23 @@ impl Dispatcher {
                     }
                 }
             }
+        }
+    }
+
+    /// Queues a batch of the flexible shard; while its queue is full, this
+    /// thread analyses the oldest batches itself.
+    fn send_flex(&mut self, batch: Batch) {
+        let Some(flex) = &self.flex else {
+            return;
+        };
+        let mut batch = batch;
+        loop {
+            match flex.queue.try_send(batch) {
+                Ok(()) => return,
+                Err(TrySendError::Full(b)) => batch = b,
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+            flex.shard.run();
         }
     }
 
@@ -799,7 +830,7 @@ impl Pipeline {
             });
         }
         let remote = threads - 1;
-        let (each, local) = (shares.first().copied(), shares.last().copied());
+        let (each, flex) = (shares.first().copied(), shares.last().copied());
         let mut workers = Workers::start_sharded(
             intel,
             internal.clone(),
@@ -810,16 +841,10 @@ impl Pipeline {
             QUEUE_DEPTH,
             events,
             alerts,
+            flex,
         )?;
         workers.sharder = Sharder::with_shares(internal, &shares);
-        let mut dispatcher = workers.dispatcher(Overflow::Wait);
-        let (events, alerts) = workers.spare.clone().unwrap_or_default();
-        let engine = Engine::new(
-            Arc::clone(&workers.intel),
-            workers.internal.clone(),
-            &worker_limits(limits, local.unwrap_or(1000)),
-        );
-        dispatcher.local = Some(Box::new(worker::Worker::new(engine, events, alerts)));
+        let dispatcher = workers.dispatcher(Overflow::Wait);
         Ok(Pipeline {
             workers,
             dispatcher,
@@ -838,28 +863,35 @@ impl Pipeline {
 
     /// Ends the input: the workers finish their conversations, and their
     /// results are merged.
-    pub fn finish(mut self) -> Merged {
-        let local = self.dispatcher.local.take();
+    pub fn finish(self) -> Merged {
+        let flex = self.dispatcher.flex.as_ref().map(|f| Arc::clone(&f.shard));
+        if let Some(f) = &flex {
+            f.close();
+        }
         let d = self.dispatcher.finish();
-        let others = local.map(|l| l.finish()).into_iter().collect();
+        let others = flex.and_then(|f| f.finish()).into_iter().collect();
         self.workers.finish_with(&[d], others)
     }
 }
 
 /// The reading thread's cost per packet (read, decode, pick a worker, put
-/// it in a batch) relative to a worker's (analyse a decoded packet): the
-/// value that makes the two threads' CPU time equal on the bulk mix
-/// (per-thread CPU measured with perf, 2 threads, on benches/throughput.sh's
-/// file; 0.56 while payloads were copied into batches).
+/// it in a batch) relative to a worker's (analyse a decoded packet) on
+/// benches/throughput.sh's file: the value that made the two threads' CPU
+/// time equal there when the reader analysed a fixed share (per-thread CPU
+/// measured with perf; 0.56 while payloads were copied into batches). It
+/// sizes the flexible shard.
 const READER_COST: f64 = 0.47;
 
 /// How an offline pipeline of `threads` threads splits the hosts, in
-/// thousandths: the `threads - 1` worker threads, then the reading thread,
-/// which analyses its own share in place and hands out the rest. Its share
-/// is what leaves it as busy as a worker thread: with reading costing `r`
-/// of a worker's work per packet, `r + f = (1 - f) / (n - 1)`. Empty when
-/// the reader should only dispatch: with many threads reading alone fills
-/// it, and with one there is no worker thread to share with.
+/// thousandths: the `threads - 1` worker threads, then the flexible shard
+/// ([`flex`]). That shard is what would leave the reader as busy as a worker
+/// thread: with reading costing `r` of a worker's work per packet,
+/// `r + f = (1 - f) / (n - 1)`; either thread analyses it, so a mix that
+/// is dearer to read or to analyse moves it. Larger was measured worse
+/// (35 % and 45 % against 26.5 %: each batch the other thread takes costs
+/// it cache misses on the shard's state). Empty when the reader should only
+/// dispatch: with many threads reading alone fills it, and with one there
+/// is no worker thread to share with.
 fn reader_shares(threads: usize) -> Vec<u32> {
     if threads < 2 {
         return Vec::new();

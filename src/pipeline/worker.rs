@@ -6,6 +6,7 @@
 //! reflects every batch queued before it.
 
 use super::batch::{Entry, FrameFacts, Role};
+use super::flex::{Flex, Ran};
 use super::{Msg, Snapshot};
 use crate::alerts::{self, Alert};
 use crate::analyze::{Engine, EngineStats};
@@ -14,7 +15,9 @@ use crate::decode::Packet;
 use crate::decode::defrag::Reassembled;
 use crate::hosts::{EventSink, HostTable, NoEvents};
 use crate::output::EventLog;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Flow slots a tick lets the sweeper look at (a whole table of a million
 /// flows is visited in about a minute of ticks).
@@ -129,17 +132,22 @@ impl Worker {
         }
     }
 
+    /// Analyses a batch and hands over what it produced.
+    pub(crate) fn run_batch(&mut self, batch: &super::Batch) {
+        for entry in batch.entries() {
+            match entry {
+                Entry::Packet(p, f, clock, role) => self.packet(&p, f, clock, role),
+                Entry::Datagram(d, ts, clock, role) => self.datagram(&d, ts, clock, role),
+            }
+        }
+        self.hand_over();
+    }
+
     /// Handles one message from the queue.
     fn message(&mut self, msg: Msg, spent: &Sender<super::Batch>) {
         match msg {
             Msg::Batch(mut batch) => {
-                for entry in batch.entries() {
-                    match entry {
-                        Entry::Packet(p, f, clock, role) => self.packet(&p, f, clock, role),
-                        Entry::Datagram(d, ts, clock, role) => self.datagram(&d, ts, clock, role),
-                    }
-                }
-                self.hand_over();
+                self.run_batch(&batch);
                 batch.clear();
                 // The dispatcher may have gone (it keeps no more than it needs).
                 let _ = spent.try_send(batch);
@@ -190,16 +198,56 @@ impl Worker {
     }
 }
 
-/// Runs a worker until the dispatchers close its queue.
+/// How long a worker whose queue is empty waits for it before it looks at
+/// the flexible shard again, when the reader had that shard busy.
+const FLEX_RETRY: Duration = Duration::from_micros(100);
+
+/// Runs a worker until the dispatchers close its queue; with `flex`, it
+/// analyses the flexible shard's batches whenever its own queue is empty.
 pub fn run(
     engine: Engine,
     queue: Receiver<Msg>,
     spent: Sender<super::Batch>,
-    events: Option<Sender<Vec<u8>>>,
-    alerts: Option<Sender<Vec<Alert>>>,
+    writers: super::WriterEnds,
+    flex: Option<Arc<Flex>>,
 ) -> WorkerResult {
+    let (events, alerts) = writers;
     let mut worker = Worker::new(engine, events, alerts);
-    for msg in queue {
+    let mut flex = flex;
+    loop {
+        let msg = match queue.try_recv() {
+            Ok(msg) => msg,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let Some(f) = flex.as_deref() else {
+                    match queue.recv() {
+                        Ok(msg) => worker.message(msg, &spent),
+                        Err(_) => break,
+                    }
+                    continue;
+                };
+                match f.try_run() {
+                    Ran::Batch => {}
+                    Ran::Busy => {
+                        if let Ok(msg) = queue.recv_timeout(FLEX_RETRY) {
+                            worker.message(msg, &spent);
+                        }
+                    }
+                    Ran::Idle => {
+                        // Sleep until either queue has something; once the
+                        // reader is gone the shard is its to finish.
+                        let mut sel = Select::new();
+                        sel.recv(&queue);
+                        sel.recv(f.queue());
+                        sel.ready();
+                        if f.is_closed() {
+                            flex = None;
+                        }
+                    }
+                }
+                continue;
+            }
+        };
         worker.message(msg, &spent);
     }
     worker.finish()
