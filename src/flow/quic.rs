@@ -86,6 +86,9 @@ pub struct QuicStats {
     pub undecryptable: u64,
     /// ClientHellos abandoned (caps, malformed CRYPTO data, memory budget).
     pub abandoned: u64,
+    /// Datagrams that looked like client Initials but were shorter than
+    /// [`quic::MIN_INITIAL_DATAGRAM`]: ignored, as a server would.
+    pub short: u64,
 }
 
 impl QuicStats {
@@ -94,6 +97,7 @@ impl QuicStats {
         self.initials += o.initials;
         self.undecryptable += o.undecryptable;
         self.abandoned += o.abandoned;
+        self.short += o.short;
     }
 }
 
@@ -170,6 +174,12 @@ impl QuicState {
             keys: cache,
             stats,
         } = scratch;
+        // A key derivation costs microseconds: a flood of tiny crafted
+        // Initials must not buy one per 30 bytes on the wire.
+        if payload.len() < quic::MIN_INITIAL_DATAGRAM {
+            stats.short += 1;
+            return;
+        }
         let before = self.memory();
         let mut conn = match self {
             QuicState::Pending(p) => Some(p.conn),
@@ -334,6 +344,34 @@ mod tests {
             assert_eq!(budget.used, state.memory(), "budget tracks the state");
         }
         out
+    }
+
+    #[test]
+    fn datagrams_under_1200_bytes_cost_no_key_derivation() {
+        let h = hello();
+        let frames = crypto_pieces(&h, &[300], &[]);
+        let mut spec = InitialSpec::new(V1, DCID, b"", 0, vec![frames[0].clone()]);
+        spec.min_len = 0;
+        let short = client_initial(&spec);
+        assert!(short.len() < quic::MIN_INITIAL_DATAGRAM);
+        let (mut s, mut scratch, mut budget) = (
+            QuicState::Idle,
+            QuicScratch::default(),
+            MemBudget::new(1 << 20),
+        );
+        run(
+            &mut s,
+            &mut scratch,
+            &mut budget,
+            std::slice::from_ref(&short),
+        );
+        assert_eq!(scratch.stats.short, 1);
+        assert_eq!(scratch.stats.initials, 0, "not decrypted");
+        assert!(scratch.keys.is_none(), "no keys derived");
+        // The same frames padded to 1200 bytes are read.
+        let padded = initial(0, vec![frames[0].clone()]);
+        run(&mut s, &mut scratch, &mut budget, &[padded]);
+        assert_eq!(scratch.stats.initials, 1);
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub use crypto::{CryptoStream, Progress};
 pub use keys::{InitialKeys, PacketType, Version};
 pub use packet::{Frame, LongHeader, decrypt_initial, frames, may_be_initial, parse_long};
 
+/// The smallest UDP payload that may carry a client's Initial packets: a
+/// client pads every such datagram to 1200 bytes, and a server discards
+/// smaller ones (RFC 9000 §14.1), so a smaller one cannot open a
+/// connection and is not worth deriving keys for.
+pub const MIN_INITIAL_DATAGRAM: usize = 1200;
+
 use thiserror::Error;
 
 /// Why a QUIC packet or stream was not used.
