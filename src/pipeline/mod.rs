@@ -863,12 +863,15 @@ impl Pipeline {
 
     /// Ends the input: the workers finish their conversations, and their
     /// results are merged.
-    pub fn finish(self) -> Merged {
+    pub fn finish(mut self) -> Merged {
         let flex = self.dispatcher.flex.as_ref().map(|f| Arc::clone(&f.shard));
         if let Some(f) = &flex {
             f.close();
         }
         let d = self.dispatcher.finish();
+        // Close the workers' queues now, so that they end their
+        // conversations while this thread ends the flexible shard's.
+        self.workers.queues.clear();
         let others = flex.and_then(|f| f.finish()).into_iter().collect();
         self.workers.finish_with(&[d], others)
     }
