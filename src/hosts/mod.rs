@@ -124,6 +124,17 @@ impl Evidence {
     }
 }
 
+/// Appends a contact to a host's list. A contact is ~430 bytes and most
+/// hosts have one or two, so the list grows one at a time up to four
+/// (a `Vec`'s first push would make room for four: 1.7 KB for one
+/// contact, the largest cost per host in a many-host flood), then doubles.
+fn push_contact(contacts: &mut Vec<Contact>, c: Contact) {
+    if contacts.len() < 4 {
+        contacts.reserve_exact(1);
+    }
+    contacts.push(c);
+}
+
 /// A small set stored as bits, for purposes and evidence kinds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bits(pub u16);
@@ -458,7 +469,7 @@ impl HostTable {
         let (i, created) = match host.contacts.iter().position(|c| c.vendor == Some(vendor)) {
             Some(i) => (i, false),
             None => {
-                host.contacts.push(Contact::new(Some(vendor), now));
+                push_contact(&mut host.contacts, Contact::new(Some(vendor), now));
                 (host.contacts.len() - 1, true)
             }
         };
@@ -493,7 +504,7 @@ impl HostTable {
             None => {
                 let mut c = Contact::new(None, now);
                 c.add_server(server);
-                host.contacts.push(c);
+                push_contact(&mut host.contacts, c);
                 host.contacts.len() - 1
             }
         };
@@ -547,7 +558,7 @@ impl HostTable {
                     for c in host.contacts {
                         match mine.contacts.iter_mut().find(|m| m.same_key(&c)) {
                             Some(m) => m.merge(c),
-                            None => mine.contacts.push(c),
+                            None => push_contact(&mut mine.contacts, c),
                         }
                     }
                 }
