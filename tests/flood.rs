@@ -64,3 +64,32 @@ fn a_flood_reaches_every_cap_and_the_kaspersky_host_is_still_reported() {
     assert!(strings(&c["names"]).contains(&flood::KASPERSKY_NAME.to_string()));
     assert_eq!(c["connections"], 1, "{c}");
 }
+
+/// ClientHellos that never complete fill stream memory while the flow
+/// table has room: the Kaspersky client's two-segment hello, arriving after
+/// them, still gets a buffer (the hello that has waited longest gives its
+/// up), so its server name is read.
+#[test]
+fn incomplete_hellos_cannot_hold_stream_memory_against_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hellos.pcap");
+    let file = std::fs::File::create(&path).unwrap();
+    let spec = FloodSpec {
+        syns: 0,
+        dns_names: 0,
+        partial_hellos: 3_000,
+        fragments: 0,
+        hosts: 0,
+        gap_nanos: 10_000,
+        seed: 12,
+    };
+    flood::write_flood(std::io::BufWriter::new(file), &spec).unwrap();
+    let (code, r) = analyze_json(&[&path], &["--stream-memory-mib", "1"]);
+    assert_eq!(code, 0);
+    let s = &r["summary"];
+    assert!(s["streams_abandoned"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["flows_evicted"], 0, "{s}");
+    let host = flood::KASPERSKY_HOST.to_string();
+    let c = contact(&r, &host, "kaspersky").expect("the Kaspersky host is reported");
+    assert!(strings(&c["evidence"]).contains(&"sni".to_string()), "{c}");
+}

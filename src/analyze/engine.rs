@@ -90,9 +90,17 @@ pub struct Engine {
     now: Timestamp,
     /// Packets until the sweeper runs again.
     sweep_countdown: u32,
+    /// Where the search for a stream buffer to give up goes on.
+    evict_at: usize,
     /// Packet counters.
     pub counters: Counters,
 }
+
+/// Flow slots looked at, from a moving cursor, for the TCP stream whose
+/// buffered message has waited longest when stream memory is full: a
+/// sample (like an approximate LRU), so that the search costs a few
+/// microseconds however large the table.
+const EVICT_SAMPLE: usize = 64;
 
 fn ctx_of(f: &Flow<FlowNote>) -> FlowCtx {
     FlowCtx {
@@ -190,6 +198,7 @@ impl Engine {
             reassembled: Vec::new(),
             now: Timestamp(i64::MIN),
             sweep_countdown: SWEEP_EVERY,
+            evict_at: 0,
             counters: Counters::default(),
         }
     }
@@ -353,6 +362,9 @@ impl Engine {
             Slot::Full => return,
         };
         self.flows.touch(i, dir, ts, wire_len, seg.flags, p.link);
+        if !seg.payload.is_empty() {
+            self.make_stream_room(i, dir, seg.payload.len());
+        }
         let Engine {
             flows,
             analysis,
@@ -386,6 +398,61 @@ impl Engine {
             && let Some(kind) = dirs[0].app.kind()
         {
             dirs[1].app.follow(kind);
+        }
+    }
+
+    /// Stream memory cannot take `need` more bytes for direction `dir` of
+    /// the flow in slot `current`: gives up the buffers of sampled flows
+    /// whose message has waited longest (least recently active), until it
+    /// can. A flood of messages that never complete thus pushes out its own
+    /// oldest instead of locking new conversations out, as the flow table
+    /// does with flows; a message in progress, whose next segment comes
+    /// within a round trip, is never the oldest. Only when no other flow
+    /// holds a buffer does the stream itself give up (in `segment`).
+    fn make_stream_room(&mut self, current: usize, dir: Dir, need: usize) {
+        // Room for the payload and for the buffer's growth by as much.
+        let need = need.saturating_mul(2);
+        if self.budget.used.saturating_add(need) <= self.budget.cap {
+            return;
+        }
+        let wants = self
+            .flows
+            .get_mut(current)
+            .and_then(|f| f.tcp.as_ref())
+            .is_some_and(|d| d[dir as usize].app.wants_data());
+        let n = self.flows.slots();
+        if !wants || n < 2 {
+            return;
+        }
+        while self.budget.used.saturating_add(need) > self.budget.cap {
+            let mut oldest: Option<(Timestamp, usize)> = None;
+            for _ in 0..EVICT_SAMPLE.min(n) {
+                self.evict_at = if self.evict_at + 1 >= n {
+                    0
+                } else {
+                    self.evict_at + 1
+                };
+                let i = self.evict_at;
+                let Some(f) = self.flows.get_mut(i).filter(|_| i != current) else {
+                    continue;
+                };
+                let holds = f
+                    .tcp
+                    .as_ref()
+                    .is_some_and(|d| d[0].memory() + d[1].memory() > 0);
+                if holds && oldest.is_none_or(|(t, _)| f.last_ts < t) {
+                    oldest = Some((f.last_ts, i));
+                }
+            }
+            let Some((_, i)) = oldest else {
+                return;
+            };
+            if let Some(dirs) = self.flows.get_mut(i).and_then(|f| f.tcp.as_mut()) {
+                for d in dirs.iter_mut() {
+                    d.release(&mut self.budget);
+                }
+                self.budget.refusals += 1;
+            }
         }
     }
 

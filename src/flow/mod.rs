@@ -331,6 +331,11 @@ impl<T: Default> FlowTable<T> {
         self.index.is_empty()
     }
 
+    /// Slots in the table (some empty): valid slot numbers are below this.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The flow in a slot.
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow<T>> {
         self.slots.get_mut(slot).and_then(|s| s.as_mut())
