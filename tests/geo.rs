@@ -122,6 +122,15 @@ fn unknown_periodic_contact_to_moscow_is_reported_with_vendor_null() {
     // 12 beacons to one server: one database search, 11 cache hits.
     assert!(g["cache_hits"].as_u64().unwrap() >= 11, "{g:#}");
     assert!(r["summary"]["hosts_per_vendor"].get("null").is_none());
+    // The beacon carried no server name; 10.30.0.8's connection carried
+    // one that no feed lists, and its vendor-less contact keeps it.
+    assert_eq!(c["names"].as_array().map_or(0, Vec::len), 0, "{c}");
+    let named = unattributed(&r, "10.30.0.8");
+    assert_eq!(named.len(), 1, "{r:#}");
+    assert_eq!(
+        strings(&named[0]["names"]),
+        [phonehome_synth::geo::UNLISTED_NAME]
+    );
 }
 
 #[test]

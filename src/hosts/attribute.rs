@@ -83,6 +83,10 @@ pub struct FlowNote {
     /// A ClientHello with encrypted_client_hello was seen (its server name
     /// is the public outer name, not the real destination).
     ech: bool,
+    /// The first server name (SNI or HTTP Host) of a conversation with a
+    /// watched server: the name of its vendor-less contact if no feed
+    /// attributes the conversation (kept for watched servers only).
+    name: Option<Box<str>>,
 }
 
 /// Counters of the analysis stage.
@@ -427,7 +431,8 @@ impl Analysis {
         if note.counted.is_empty() {
             if note.watched && !note.attributed && !note.ignored {
                 let start = note.start.unwrap_or(first);
-                self.watched_conversation(ctx, start, last, bytes);
+                let name = note.name.take();
+                self.watched_conversation(ctx, start, last, bytes, name.as_deref());
             }
             return;
         }
@@ -451,6 +456,7 @@ impl Analysis {
         first: Timestamp,
         last: Timestamp,
         bytes: u64,
+        name: Option<&str>,
     ) {
         let (host, server) = (ctx.client.addr, ctx.server.addr);
         if !self.is_host(host) {
@@ -465,6 +471,9 @@ impl Analysis {
         c.beacon.connection(first);
         c.beacon.connection_bytes(first, bytes);
         c.last_seen = c.last_seen.max(last);
+        if let Some(n) = name {
+            c.add_name(n);
+        }
         self.hosts.set_link(host, ctx.link);
     }
 
@@ -543,6 +552,12 @@ impl Analysis {
                     sink,
                 );
                 note.named |= bare.is_some();
+                if note.watched
+                    && note.name.is_none()
+                    && let Some(h) = bare
+                {
+                    note.name = Some(h.into());
+                }
                 if let Some(rule) = host_rule {
                     self.attribute_flow(
                         ctx,
@@ -696,6 +711,12 @@ impl Analysis {
         // when a feed lists it, but it does not hide the real destination
         // from passive DNS.
         note.named |= is_name && !hello.ech;
+        if note.watched
+            && note.name.is_none()
+            && let Some(s) = sni.filter(|_| is_name)
+        {
+            note.name = Some(s.into());
+        }
         if let (Some(rule), Some(s)) = (rule, sni) {
             self.attribute_flow(ctx, note, rule, evidence, Some(s), Count::Connection, now);
         }

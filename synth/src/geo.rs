@@ -11,7 +11,7 @@
 //! | 10.30.0.5 | 12 TLS connections without server name, one per 300 s | 203.0.113.77: RU, Moscow, AS64500 | vendor null, evidence `geo`, 12 connections, server watched (`RU/Moscow`) |
 //! | 10.30.0.6 | one TLS connection without server name | 198.51.100.201: NL, Amsterdam, AS200107 "Kaspersky Lab AO" | Kaspersky, evidence `asn` only; server not watched |
 //! | 10.30.0.7 | one TLS connection without server name | 192.0.2.50: DE, Berlin, AS64501 | nothing |
-//! | 10.30.0.8 | one TLS connection without server name | 192.0.2.70: RU, no city, coordinates 37 km from Moscow's centre | vendor null, `geo` (the radius rule) |
+//! | 10.30.0.8 | one TLS connection with a server name in no feed (`telemetry.example-av.ru`) | 192.0.2.70: RU, no city, coordinates 37 km from Moscow's centre | vendor null, `geo` (the radius rule), that name |
 //! | 10.30.0.9 | one TLS connection without server name | 192.0.2.100: RU, no city, no coordinates, time zone Europe/Moscow | vendor null, `geo` (the time-zone fallback) |
 //! | 10.30.0.10 | one TLS connection without server name | 192.0.2.130: RU, Saint Petersburg (59.939, 30.3158), Europe/Moscow | nothing by default; watched with `RU`, `RU/Saint Petersburg` or a radius around it |
 //! | 10.30.0.11 | TLS with server name `ds.kaspersky.com` | 203.0.113.80: RU, Moscow, AS64500 | Kaspersky (`sni`), server watched; no vendor-null contact |
@@ -31,6 +31,8 @@ use std::path::Path;
 
 /// The periodic, unnamed server in Moscow.
 pub const MOSCOW_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
+/// The server name 10.30.0.8 sends to its server near Moscow: in no feed.
+pub const UNLISTED_NAME: &str = "telemetry.example-av.ru";
 /// Beacon period of 10.30.0.5, seconds.
 pub const BEACON_PERIOD_SECS: u64 = 300;
 /// Beacons sent by 10.30.0.5.
@@ -89,7 +91,12 @@ pub fn build() -> CaptureBuilder {
     let one_offs: [(u64, IpAddr, IpAddr, Option<&str>); 7] = [
         (100, v4(10, 30, 0, 6), v4(198, 51, 100, 201), None),
         (110, v4(10, 30, 0, 7), v4(192, 0, 2, 50), None),
-        (120, v4(10, 30, 0, 8), v4(192, 0, 2, 70), None),
+        (
+            120,
+            v4(10, 30, 0, 8),
+            v4(192, 0, 2, 70),
+            Some(UNLISTED_NAME),
+        ),
         (130, v4(10, 30, 0, 9), v4(192, 0, 2, 100), None),
         (140, v4(10, 30, 0, 10), v4(192, 0, 2, 130), None),
         (
