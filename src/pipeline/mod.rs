@@ -921,23 +921,28 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcapng")
     }
 
+    /// Two workers with default limits, fed by `dispatchers` dispatchers.
+    fn two_workers(intel: Arc<Intel>, dispatchers: usize) -> Workers {
+        Workers::start_with_depth(
+            intel,
+            Vec::new(),
+            &Limits::default(),
+            2,
+            dispatchers,
+            QUEUE_DEPTH,
+            None,
+            None,
+        )
+        .expect("workers")
+    }
+
     /// Live dispatchers never wait: with a worker stuck, its queue fills,
     /// further batches are dropped and counted, and every frame pushed is
     /// either analysed or counted as a queue drop.
     #[test]
     fn dropping_dispatchers_count_what_a_stuck_worker_loses() {
         let intel = Arc::new(Intel::new(crate::feeds::load(None).expect("feeds")));
-        let w = Workers::start_with_depth(
-            intel,
-            Vec::new(),
-            &Limits::default(),
-            2,
-            2,
-            QUEUE_DEPTH,
-            None,
-            None,
-        )
-        .expect("workers");
+        let w = two_workers(intel, 2);
         // Both workers block on a rendezvous reply until the test reads it
         // (which worker gets more of the demo's few hosts depends on the
         // run's hash seed: with one stuck, it might get too few to fill).
@@ -974,17 +979,7 @@ mod tests {
     fn dispatchers_check_answers_against_reloaded_feeds() {
         let feeds = || Arc::new(Intel::new(crate::feeds::load(None).expect("feeds")));
         let (old, new) = (feeds(), feeds());
-        let w = Workers::start_with_depth(
-            Arc::clone(&old),
-            Vec::new(),
-            &Limits::default(),
-            2,
-            1,
-            QUEUE_DEPTH,
-            None,
-            None,
-        )
-        .expect("workers");
+        let w = two_workers(Arc::clone(&old), 1);
         let mut d = w.dispatcher(Overflow::Wait);
         assert!(Arc::ptr_eq(&d.learnable, &old));
         w.reload(&new);

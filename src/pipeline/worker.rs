@@ -202,6 +202,24 @@ impl Worker {
 /// the flexible shard again, when the reader had that shard busy.
 const FLEX_RETRY: Duration = Duration::from_micros(100);
 
+/// With its own queue empty, a worker analyses a batch of the flexible
+/// shard, or, if the reader has the shard, waits a little for its queue, or
+/// else sleeps until either queue has something. Returns a message of its
+/// own queue if one came meanwhile.
+fn help(flex: &Flex, queue: &Receiver<Msg>) -> Option<Msg> {
+    match flex.try_run() {
+        Ran::Batch => None,
+        Ran::Busy => queue.recv_timeout(FLEX_RETRY).ok(),
+        Ran::Idle => {
+            let mut sel = Select::new();
+            sel.recv(queue);
+            sel.recv(flex.queue());
+            sel.ready();
+            None
+        }
+    }
+}
+
 /// Runs a worker until the dispatchers close its queue; with `flex`, it
 /// analyses the flexible shard's batches whenever its own queue is empty.
 pub fn run(
@@ -213,40 +231,21 @@ pub fn run(
 ) -> WorkerResult {
     let (events, alerts) = writers;
     let mut worker = Worker::new(engine, events, alerts);
-    let mut flex = flex;
     loop {
         let msg = match queue.try_recv() {
             Ok(msg) => msg,
             Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                let Some(f) = flex.as_deref() else {
-                    match queue.recv() {
-                        Ok(msg) => worker.message(msg, &spent),
-                        Err(_) => break,
-                    }
-                    continue;
-                };
-                match f.try_run() {
-                    Ran::Batch => {}
-                    Ran::Busy => {
-                        if let Ok(msg) = queue.recv_timeout(FLEX_RETRY) {
-                            worker.message(msg, &spent);
-                        }
-                    }
-                    Ran::Idle => {
-                        // Sleep until either queue has something; once the
-                        // reader is gone the shard is its to finish.
-                        let mut sel = Select::new();
-                        sel.recv(&queue);
-                        sel.recv(f.queue());
-                        sel.ready();
-                        if f.is_closed() {
-                            flex = None;
-                        }
-                    }
-                }
-                continue;
-            }
+            // Once the reader closes the flexible shard, it finishes it.
+            Err(TryRecvError::Empty) => match flex.as_deref().filter(|f| !f.is_closed()) {
+                Some(f) => match help(f, &queue) {
+                    Some(msg) => msg,
+                    None => continue,
+                },
+                None => match queue.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            },
         };
         worker.message(msg, &spent);
     }
