@@ -113,7 +113,11 @@ rows = [r.split("|") for r in sys.argv[5:]]
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 load = open("/proc/loadavg").read().split()[:3]
 print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB, {packets} packets, {size_bytes} captured bytes, page cache warm)")
-print(f"machine: {os.cpu_count()} CPUs ({model}), kernel {platform.release()}, load average {' '.join(load)}")
+try:
+    thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read().split("[")[1].split("]")[0]
+except (OSError, IndexError):
+    thp = "?"
+print(f"machine: {os.cpu_count()} CPUs ({model}), kernel {platform.release()}, transparent huge pages {thp}, load average {' '.join(load)}")
 print(f"{repeat} interleaved rounds; each method's best round; peak RSS is the largest over the runs")
 print()
 print("| method | wall s | CPU s | packets/s | Gbit/s | vs (a) | peak RSS MiB |")
