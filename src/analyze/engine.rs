@@ -22,14 +22,6 @@ use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Slots the flow sweeper looks at per packet, on average: it runs every
-/// [`SWEEP_EVERY`] packets over `SWEEP_PER_PACKET × SWEEP_EVERY` slots, so
-/// the expired flows it finds are loaded together (their cache misses
-/// overlap, see `FlowTable::sweep`).
-const SWEEP_PER_PACKET: usize = 4;
-/// Packets between two runs of the sweeper.
-const SWEEP_EVERY: u32 = 16;
-
 /// Every cap and timeout of the engine.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -88,8 +80,6 @@ pub struct Engine {
     budget: MemBudget,
     reassembled: Vec<u8>,
     now: Timestamp,
-    /// Packets until the sweeper runs again.
-    sweep_countdown: u32,
     /// Where the search for a stream buffer to give up goes on.
     evict_at: usize,
     /// Packet counters.
@@ -197,7 +187,6 @@ impl Engine {
             budget: MemBudget::new(limits.stream_memory),
             reassembled: Vec::new(),
             now: Timestamp(i64::MIN),
-            sweep_countdown: SWEEP_EVERY,
             evict_at: 0,
             counters: Counters::default(),
         }
@@ -211,21 +200,18 @@ impl Engine {
         self.flows.advance(self.now);
     }
 
-    /// After each packet: the sweeper's share of slots, and the end of the
-    /// conversations the packet or the sweeper let go of.
-    fn after_packet(&mut self, events: &mut dyn EventSink) {
-        self.sweep();
+    /// Before each packet: ends the conversations that timed out by the
+    /// packet's clock, so that they end before anything the packet does to
+    /// its host — in the same place among the host's records whether this
+    /// engine sees every packet or only its shard's (see
+    /// [`FlowTable::advance`]).
+    fn before_packet(&mut self, events: &mut dyn EventSink) {
         self.end_flows(events);
     }
 
-    /// Lets the flow sweeper look at its share of slots for one packet.
-    fn sweep(&mut self) {
-        self.sweep_countdown = self.sweep_countdown.saturating_sub(1);
-        if self.sweep_countdown == 0 {
-            self.sweep_countdown = SWEEP_EVERY;
-            let n = SWEEP_PER_PACKET * SWEEP_EVERY as usize;
-            self.flows.sweep(self.now, n);
-        }
+    /// After each packet: ends the conversations it let go of.
+    fn after_packet(&mut self, events: &mut dyn EventSink) {
+        self.end_flows(events);
     }
 
     /// Processes one captured frame.
@@ -233,6 +219,7 @@ impl Engine {
         self.counters.count(frame);
         let ts = frame.ts;
         self.advance_clock(ts);
+        self.before_packet(events);
         match decode::decode(frame.linktype, frame.data) {
             Decoded::Packet(p) => self.packet(&p, ts, frame.orig_len, &mut *events),
             Decoded::Fragment(f) => {
@@ -274,6 +261,7 @@ impl Engine {
     ) {
         self.counters.count_parts(ts, caplen);
         self.advance_clock(ts);
+        self.before_packet(events);
         self.packet(p, ts, orig_len, &mut *events);
         self.after_packet(events);
     }
@@ -287,6 +275,7 @@ impl Engine {
         events: &mut dyn EventSink,
     ) {
         self.advance_clock(ts);
+        self.before_packet(events);
         match decode::decode_reassembled(d.link, d.src, d.dst, d.proto, d.payload) {
             Decoded::Packet(p) => {
                 let len = u32::try_from(d.payload.len()).unwrap_or(u32::MAX);
@@ -522,10 +511,15 @@ impl Engine {
     }
 
     /// Finishes conversations the flow table let go of.
+    #[inline]
     fn end_flows(&mut self, events: &mut dyn EventSink) {
-        if !self.flows.has_ended() {
-            return;
+        if self.flows.has_ended() {
+            self.finish_ended(events);
         }
+    }
+
+    /// [`Engine::end_flows`] when there are some.
+    fn finish_ended(&mut self, events: &mut dyn EventSink) {
         let Engine {
             flows,
             analysis,
@@ -533,9 +527,11 @@ impl Engine {
             budget,
             ..
         } = self;
-        // In the order they started (see `FlowTable::finish_ended`):
-        // contacts recorded at a flow's end (watched places) then see their
-        // connections in time order.
+        // In the order they ended, then started (see
+        // `FlowTable::finish_ended`): the same order with one engine and
+        // with one per worker, so contacts recorded at a flow's end
+        // (watched places, passive DNS decided at the end) see their
+        // connections in the same order.
         flows.finish_ended(|f| {
             let ctx = ctx_of(f);
             let Flow {
@@ -570,11 +566,10 @@ impl Engine {
     }
 
     /// Live capture: moves the clock to `now` (wall time, so conversations
-    /// end on a quiet link too), lets the sweeper look at `slots` flow slots
-    /// and finishes the idle conversations it finds.
-    pub fn tick(&mut self, now: Timestamp, slots: usize, events: &mut dyn EventSink) {
+    /// end on a quiet link too) and finishes the conversations that timed
+    /// out by then.
+    pub fn tick(&mut self, now: Timestamp, events: &mut dyn EventSink) {
         self.advance_clock(now);
-        self.flows.sweep(self.now, slots);
         self.end_flows(events);
     }
 

@@ -8,18 +8,21 @@
 //! numbers (attackers choose the tuples, so the hash is keyed). The index
 //! holds only 4-byte slot numbers — a million flows index in ~5 MB, which
 //! stays in cache — and each flow keeps its hash, so removing a flow never
-//! rehashes its tuple. Expiry is incremental: each
-//! packet lets the sweeper look at a few slots, so no packet ever pays for a
-//! scan of the whole table. The table has a hard cap ([`FlowLimits`]); when
+//! rehashes its tuple. Expiry runs on a timing wheel ([`expiry`]): a flow
+//! is looked at when its deadline's second has passed, so no packet ever
+//! pays for a scan of the table, and conversations end in an order that
+//! does not depend on where they lie in it. The table has a hard cap ([`FlowLimits`]); when
 //! it is full, idle flows are evicted early, and if none can go the new flow
 //! is refused and counted — stateless parsing (single-datagram DNS) goes on.
 
+mod expiry;
 pub mod quic;
 pub mod stream;
 pub mod tcp;
 
 use crate::capture::Timestamp;
 use crate::decode::{LinkInfo, ipproto, tcpflags};
+use expiry::Wheel;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -78,12 +81,12 @@ pub(crate) fn addr_bits(a: IpAddr) -> u128 {
     }
 }
 
-/// Slots the sweeper collects before it looks at them (see
-/// [`FlowTable::sweep`]).
-const SWEEP_BATCH: usize = 16;
+/// Flows come due at once whose slots are loaded together before they are
+/// looked at (their cache misses overlap instead of queueing).
+const DUE_BATCH: usize = 16;
 
-/// The slot after `i` in a table of `len`, wrapping to 0 (no division: the
-/// sweeper calls this a few times per packet).
+/// The slot after `i` in a table of `len`, wrapping to 0 (no division: a
+/// full table's eviction calls this for every new flow).
 fn next_slot(i: usize, len: usize) -> usize {
     if i + 1 >= len { 0 } else { i + 1 }
 }
@@ -246,22 +249,34 @@ pub struct FlowTable<T> {
     index: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
     slots: Vec<Option<Flow<T>>>,
-    /// Per slot, a time before which its flow cannot have expired (nanos;
-    /// `i64::MAX` for a free slot). The sweeper scans this dense array and
-    /// only looks at a flow itself when the bound has passed; packets do not
-    /// update it (their flow's true deadline only moves later), except a FIN
-    /// or RST, which shortens the timeout.
-    deadline: Vec<i64>,
+    /// The flows by the second of their deadline.
+    wheel: Wheel,
+    /// Slots whose bucket came due, being looked at (kept for its memory).
+    due: Vec<u32>,
     free: Vec<u32>,
     /// Flows taken out of the index that the caller has yet to finish (see
-    /// [`FlowTable::finish_ended`]), with their start times: they stay in
-    /// their slots, so ending a flow never moves it.
-    ended: Vec<(Timestamp, u32)>,
-    sweep_at: usize,
+    /// [`FlowTable::finish_ended`]): they stay in their slots, so ending a
+    /// flow never moves it.
+    ended: Vec<Ended>,
+    /// At the end of the input, the flows still to end, in the order they
+    /// started ([`FlowTable::drain_some`]), and how many have been.
+    draining: Option<(Vec<u32>, usize)>,
+    /// Where a full table's search for a flow to evict goes on.
+    evict_at: usize,
     stats: FlowStats,
     /// The latest time seen in the whole input (not only this table's
     /// packets): idle timeouts are judged against it.
     clock: Timestamp,
+}
+
+/// A flow taken out of the index, awaiting its end.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    /// When it ended, as far as ordering goes: its deadline if it timed out,
+    /// the clock if a packet ended it, `i64::MAX` at the end of the input.
+    at: i64,
+    first_ts: Timestamp,
+    slot: u32,
 }
 
 /// How the sender of a flow's first packet relates to the conversation.
@@ -292,21 +307,59 @@ impl<T: Default> FlowTable<T> {
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             slots: Vec::new(),
-            deadline: Vec::new(),
+            wheel: Wheel::default(),
+            due: Vec::new(),
             free: Vec::new(),
             ended: Vec::new(),
-            sweep_at: 0,
+            draining: None,
+            evict_at: 0,
             stats: FlowStats::default(),
             clock: Timestamp(i64::MIN),
         }
     }
 
-    /// Moves the clock to `now` if that is later. Timeouts are judged
+    /// Moves the clock to `now` if that is later, and ends the flows whose
+    /// timeout has passed by a whole second of their deadline's (to be
+    /// finished by [`FlowTable::finish_ended`]). Timeouts are judged
     /// against the latest time of the whole input, never against a late
-    /// packet's own time, so whether a flow has ended does not depend on
-    /// when the sweeper reached it — with one table or with one per worker.
+    /// packet's own time; and which flows end at a given clock, in which
+    /// order, depends only on that clock: the same with one table or with
+    /// one per worker (a worker's clock reaches each time at the first of
+    /// its own packets after it, with no packet of its hosts in between).
     pub fn advance(&mut self, now: Timestamp) {
         self.clock = self.clock.max(now);
+        if self.wheel.is_due(self.clock.0) {
+            self.expire_due();
+        }
+    }
+
+    /// Looks at the flows whose bucket came due: ends those past their
+    /// deadline and files the others (extended since) under their new one.
+    fn expire_due(&mut self) {
+        let now = self.clock;
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        self.wheel.take_due(now.0, &mut due);
+        for chunk in due.chunks(DUE_BATCH) {
+            // Start loading every slot before looking at the first.
+            for &i in chunk {
+                crate::prefetch::element(&self.slots, i as usize);
+            }
+            for &i in chunk {
+                let deadline = match self.slots.get(i as usize).and_then(|s| s.as_ref()) {
+                    Some(f) if f.closed & DETACHED == 0 => f.deadline(&self.limits),
+                    _ => continue,
+                };
+                if now.0 > deadline {
+                    if self.detach(i as usize, deadline) {
+                        self.stats.expired += 1;
+                    }
+                } else {
+                    self.wheel.file(i, deadline, now.0);
+                }
+            }
+        }
+        self.due = due;
     }
 
     /// Visits every flow tracked (e.g. to translate ids after a feed reload).
@@ -397,7 +450,17 @@ impl<T: Default> FlowTable<T> {
                 };
                 return Slot::Existing(i, dir);
             }
-            if self.detach(i) {
+            // Timed out: it ended at its deadline (as the wheel would have
+            // ended it); a SYN on a closed connection: now.
+            let at = if idle {
+                self.slots
+                    .get(i)
+                    .and_then(|s| s.as_ref())
+                    .map_or(clock.0, |f| f.deadline(&limits))
+            } else {
+                clock.0
+            };
+            if self.detach(i, at) {
                 self.stats.expired += 1;
             }
         }
@@ -457,15 +520,14 @@ impl<T: Default> FlowTable<T> {
         let i = match reuse {
             Some(i) => {
                 self.slots[i as usize] = Some(flow);
-                self.deadline[i as usize] = deadline;
                 i as usize
             }
             None => {
                 self.slots.push(Some(flow));
-                self.deadline.push(deadline);
                 self.slots.len() - 1
             }
         };
+        self.wheel.file(i as u32, deadline, clock.0);
         let slots = &self.slots;
         self.index.insert_unique(hash, i as u32, |&j| {
             slots
@@ -503,9 +565,7 @@ impl<T: Default> FlowTable<T> {
             }
             if tcp_flags & (tcpflags::FIN | tcpflags::RST) != 0 {
                 let d = f.deadline(&limits);
-                if let Some(slot) = self.deadline.get_mut(slot) {
-                    *slot = d;
-                }
+                self.wheel.file_earlier(slot as u32, d, self.clock.0);
             }
         }
     }
@@ -517,9 +577,10 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
-    /// Takes the flow in `slot` out of the index and queues it to be ended;
-    /// false if there is none, or it is queued already.
-    fn detach(&mut self, slot: usize) -> bool {
+    /// Takes the flow in `slot` out of the index and queues it to be ended
+    /// (as having ended `at`, see [`Ended`]); false if there is none, or it
+    /// is queued already.
+    fn detach(&mut self, slot: usize, at: i64) -> bool {
         let Some(flow) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
@@ -528,28 +589,46 @@ impl<T: Default> FlowTable<T> {
         }
         flow.closed |= DETACHED;
         let (hash, first_ts) = (flow.hash, flow.first_ts);
-        if let Some(d) = self.deadline.get_mut(slot) {
-            *d = i64::MAX;
-        }
+        self.wheel.forget(slot as u32);
         self.unindex(hash, slot);
-        self.ended.push((first_ts, slot as u32));
+        self.ended.push(Ended {
+            at,
+            first_ts,
+            slot: slot as u32,
+        });
         true
     }
 
     /// Whether flows await their end.
+    #[inline]
     pub fn has_ended(&self) -> bool {
         !self.ended.is_empty()
     }
 
     /// Ends the flows the table let go of (idle, closed and reopened,
-    /// evicted, drained): hands each to `end`, in the order they started
-    /// (whatever order the sweeper found them in, which differs between one
-    /// and N workers), then frees its slot. The flows are looked at where
-    /// they lie, never moved.
+    /// evicted, drained): hands each to `end`, then frees its slot. The
+    /// order is by when each ended (its deadline if it timed out), then by
+    /// when it started, then by its endpoints — an order that does not
+    /// depend on the table's layout or on how its ends were batched, so a
+    /// host's conversations end in the same order with one table and with
+    /// one per worker (what the host's records see: a beacon series takes
+    /// starts in order). The flows are looked at where they lie, never moved.
     pub fn finish_ended(&mut self, mut end: impl FnMut(&mut Flow<T>)) {
-        // Stable: flows that started together stay in the order found.
-        self.ended.sort_by_key(|&(ts, _)| ts);
-        for &(_, slot) in &self.ended {
+        let slots = &self.slots;
+        let tuple = |slot: u32| {
+            slots
+                .get(slot as usize)
+                .and_then(|s| s.as_ref())
+                .map(|f| (f.client, f.server, f.proto))
+        };
+        if self.ended.len() > 1 {
+            self.ended.sort_unstable_by(|a, b| {
+                (a.at, a.first_ts)
+                    .cmp(&(b.at, b.first_ts))
+                    .then_with(|| tuple(a.slot).cmp(&tuple(b.slot)))
+            });
+        }
+        for &Ended { slot, .. } in &self.ended {
             let Some(entry) = self.slots.get_mut(slot as usize) else {
                 continue;
             };
@@ -562,63 +641,8 @@ impl<T: Default> FlowTable<T> {
         self.ended.clear();
     }
 
-    /// Looks at the next `n` slots and ends flows idle past their timeout
-    /// (see [`FlowTable::finish_ended`]).
-    ///
-    /// Two passes: the dense deadline array first, collecting the slots
-    /// whose bound has passed (and starting to load each one, so their
-    /// cache misses overlap instead of queueing one after another), then
-    /// those slots themselves.
-    pub fn sweep(&mut self, now: Timestamp, n: usize) {
-        self.advance(now);
-        let now = self.clock;
-        let len = self.slots.len();
-        if len == 0 {
-            return;
-        }
-        let mut due = [0u32; SWEEP_BATCH];
-        let mut left = n.min(len);
-        while left > 0 {
-            let mut k = 0;
-            while left > 0 && k < SWEEP_BATCH {
-                left -= 1;
-                self.sweep_at = next_slot(self.sweep_at, len);
-                let i = self.sweep_at;
-                if self.deadline.get(i).is_some_and(|d| now.0 > *d)
-                    && let Some(d) = due.get_mut(k)
-                {
-                    *d = i as u32;
-                    k += 1;
-                    // Start loading the slot without waiting for it.
-                    crate::prefetch::element(&self.slots, i);
-                }
-            }
-            for &i in due.get(..k).unwrap_or_default() {
-                self.sweep_slot(i as usize, now);
-            }
-        }
-    }
-
-    /// The sweeper's look at one slot whose deadline bound has passed.
-    fn sweep_slot(&mut self, i: usize, now: Timestamp) {
-        {
-            // The bound has passed: look at the flow itself.
-            let deadline = match self.slots.get(i).and_then(|s| s.as_ref()) {
-                Some(f) => f.deadline(&self.limits),
-                None => i64::MAX,
-            };
-            if now.0 > deadline {
-                if self.detach(i) {
-                    self.stats.expired += 1;
-                }
-            } else if let Some(d) = self.deadline.get_mut(i) {
-                *d = deadline;
-            }
-        }
-    }
-
     /// The table is full: evicts one flow, looking at up to 4096 slots from
-    /// the sweep cursor, in this order of preference:
+    /// where the last search stopped, in this order of preference:
     /// 1. a flow idle for a tenth of its timeout;
     /// 2. an unanswered connection attempt (a TCP flow with at most two
     ///    packets from the client, none from the server and nothing buffered:
@@ -641,8 +665,8 @@ impl<T: Default> FlowTable<T> {
         let mut left = 4096.min(len);
         while left > 0 {
             left -= 1;
-            self.sweep_at = next_slot(self.sweep_at, len);
-            let i = self.sweep_at;
+            self.evict_at = next_slot(self.evict_at, len);
+            let i = self.evict_at;
             let Some(f) = self.slots[i].as_ref().filter(|f| f.closed & DETACHED == 0) else {
                 continue;
             };
@@ -666,7 +690,7 @@ impl<T: Default> FlowTable<T> {
             }
         }
         if let Some((_, _, i)) = best
-            && self.detach(i)
+            && self.detach(i, now.0)
         {
             self.stats.evicted_early += 1;
         }
@@ -677,33 +701,75 @@ impl<T: Default> FlowTable<T> {
         self.drain_some(usize::MAX);
     }
 
-    /// Ends up to `max` flows (end of input), taking them from the end of
-    /// the table, and says whether any are left; the caller finishes them
+    /// Ends up to `max` flows (end of input), in the order they started
+    /// (then by endpoints: the same order with one table and with one per
+    /// worker), and says whether any are left; the caller finishes them
     /// ([`FlowTable::finish_ended`]) before asking for more. Ending a
     /// million flows in batches never holds them all in the queue of ended
     /// flows, and the table's memory is given back once it is empty.
     pub fn drain_some(&mut self, max: usize) -> bool {
-        // Slots finished since the last call: the table shrinks.
-        while self.slots.last().is_some_and(Option::is_none) {
-            self.slots.pop();
+        if self
+            .draining
+            .as_ref()
+            .is_some_and(|(o, done)| *done >= o.len())
+        {
+            // Drained; flows made since (if any) go next.
+            self.draining = None;
         }
-        self.deadline.truncate(self.slots.len());
-        let mut n = 0;
-        let mut i = self.slots.len();
-        while n < max && i > 0 {
-            i -= 1;
-            if self.detach(i) {
-                n += 1;
+        if self.draining.is_none() {
+            let order = self.live_in_start_order();
+            if order.is_empty() {
+                if self.has_ended() {
+                    return true;
+                }
+                self.slots = Vec::new();
+                self.wheel.clear();
+                self.due = Vec::new();
+                self.free = Vec::new();
+                self.index = HashTable::new();
+                return false;
             }
+            self.draining = Some((order, 0));
         }
-        if self.slots.is_empty() {
-            self.slots = Vec::new();
-            self.deadline = Vec::new();
-            self.free = Vec::new();
-            self.index = HashTable::new();
+        let Some((order, done)) = self.draining.as_mut() else {
             return false;
+        };
+        let take: Vec<u32> = order
+            .get(*done..)
+            .unwrap_or_default()
+            .iter()
+            .take(max)
+            .copied()
+            .collect();
+        *done += take.len();
+        for i in take {
+            self.detach(i as usize, i64::MAX);
         }
-        n > 0 || self.has_ended()
+        true
+    }
+
+    /// The slots of the flows not yet ended, by start time, then endpoints.
+    fn live_in_start_order(&self) -> Vec<u32> {
+        let mut live: Vec<(Timestamp, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|f| f.closed & DETACHED == 0)
+                    .map(|f| (f.first_ts, i as u32))
+            })
+            .collect();
+        // Sorted by the start kept alongside: a flow is looked at again only
+        // to break a tie (a million flows sort without a million misses).
+        let tuple = |i: u32| {
+            self.slots
+                .get(i as usize)
+                .and_then(|s| s.as_ref())
+                .map(|f| (f.client, f.server, f.proto))
+        };
+        live.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| tuple(a.1).cmp(&tuple(b.1))));
+        live.into_iter().map(|(_, i)| i).collect()
     }
 }
 
@@ -749,9 +815,9 @@ mod tests {
             panic!("{reply:?}")
         };
         assert_eq!(i, j);
-        t.sweep(now.plus_secs(30), 10);
+        t.advance(now.plus_secs(30));
         assert!(ended(&mut t).is_empty());
-        t.sweep(now.plus_secs(61), 10);
+        t.advance(now.plus_secs(61));
         assert!(t.is_empty(), "out of the index at once");
         assert_eq!(ended(&mut t), [(17, 5000)]);
         // Its slot is free again.
@@ -819,16 +885,17 @@ mod tests {
             t.lookup(Timestamp(0), &udp_from(p), || Initiator::Sender);
         }
         // Free two slots: a low one and one near the end.
-        for i in [1, 8] {
-            assert!(t.detach(i));
-            assert!(!t.detach(i), "ended once");
+        for i in [8, 1] {
+            assert!(t.detach(i, 0));
+            assert!(!t.detach(i, 0), "ended once");
         }
         assert_eq!(ended(&mut t), [(17, 1), (17, 8)]);
-        // Part of the table: from its end, skipping the free slot.
+        // Part of the table, in start (then endpoint) order, skipping the
+        // free slots.
         assert!(t.drain_some(3));
-        assert_eq!(ended(&mut t), [(17, 9), (17, 7), (17, 6)]);
+        assert_eq!(ended(&mut t), [(17, 0), (17, 2), (17, 3)]);
         assert_eq!(t.len(), 5);
-        // The table shrank past slot 8; slot 1 is reused, then it grows.
+        // Freed slots are reused by new flows, which are drained after.
         for p in 100..103 {
             let r = t.lookup(Timestamp(0), &udp_from(p), || Initiator::Sender);
             assert!(matches!(r, Slot::New(..)), "{r:?}");
@@ -838,13 +905,11 @@ mod tests {
         while t.drain_some(2) {
             all.extend(ended(&mut t));
         }
-        all.sort_unstable();
-        let mut expected: Vec<(u8, u16)> = [0, 2, 3, 4, 5, 100, 101, 102]
+        let expected: Vec<(u8, u16)> = [4, 5, 6, 7, 9, 100, 101, 102]
             .into_iter()
             .map(|p| (17, p))
             .collect();
-        expected.sort_unstable();
-        assert_eq!(all, expected, "every flow ended once");
+        assert_eq!(all, expected, "every flow ended once, in order");
         assert!(t.is_empty());
         let r = t.lookup(Timestamp(0), &udp_from(1), || Initiator::Sender);
         assert!(matches!(r, Slot::New(0, _)), "{r:?}");
@@ -859,8 +924,66 @@ mod tests {
                 Initiator::Sender
             });
         }
-        t.sweep(Timestamp(0).plus_secs(100), 3);
+        t.advance(Timestamp(0).plus_secs(100));
         assert_eq!(ended(&mut t), [(17, 3), (17, 2), (17, 1)]);
+    }
+
+    /// Conversations end in the order of their deadlines, whatever slots
+    /// they lie in and however the clock reaches their deadlines — in one
+    /// step or second by second, as a worker that sees only its shard's
+    /// packets and one that sees them all do. (Finished in start order per
+    /// batch of ends, the second table ended 4 before 3.)
+    #[test]
+    fn conversations_end_in_the_same_order_whatever_the_layout_and_the_clock_steps() {
+        // (client port, first packet s, last packet s): UDP, so each ends
+        // 60 s after its last packet: 5, 2, 3, 4, then 1.
+        let flows = [
+            (1, 0, 200),
+            (2, 60, 61),
+            (3, 120, 121),
+            (4, 100, 135),
+            (5, 10, 10),
+        ];
+        let mut packets: Vec<(i64, u16)> = flows
+            .iter()
+            .flat_map(|&(p, first, last)| [(first, p), (last, p)])
+            .collect();
+        // Flow 1 lives on: a packet every 50 s.
+        packets.extend([(50, 1), (100, 1), (150, 1)]);
+        packets.sort_unstable();
+        let feed = |t: &mut FlowTable<()>, secs: i64, port: u16| {
+            let at = Timestamp(0).plus_secs(secs);
+            t.advance(at);
+            if let Slot::New(i, d) | Slot::Existing(i, d) =
+                t.lookup(at, &udp(ep(1, port), ep(2, 53)), || Initiator::Sender)
+            {
+                t.touch(i, d, at, 100, 0, LinkInfo::default());
+            }
+        };
+        // Every second, all flows from slot 0.
+        let mut a: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let mut a_ends = Vec::new();
+        for s in 0..400 {
+            for &(_, p) in packets.iter().filter(|&&(t, _)| t == s) {
+                feed(&mut a, s, p);
+            }
+            a.advance(Timestamp(0).plus_secs(s));
+            a_ends.extend(ended(&mut a).into_iter().map(|e| e.1));
+        }
+        // Only at the packets' times, behind other flows (other slots).
+        let mut b: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        for p in 50..60 {
+            feed(&mut b, 0, p);
+        }
+        let mut b_ends = Vec::new();
+        for &(s, p) in &packets {
+            feed(&mut b, s, p);
+            b_ends.extend(ended(&mut b).into_iter().map(|e| e.1).filter(|&p| p < 50));
+        }
+        b.advance(Timestamp(0).plus_secs(400));
+        b_ends.extend(ended(&mut b).into_iter().map(|e| e.1).filter(|&p| p < 50));
+        assert_eq!(a_ends, [5, 2, 3, 4, 1]);
+        assert_eq!(b_ends, a_ends);
     }
 
     #[test]

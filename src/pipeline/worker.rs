@@ -19,10 +19,6 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Flow slots a tick lets the sweeper look at (a whole table of a million
-/// flows is visited in about a minute of ticks).
-const TICK_SWEEP: usize = 16 * 1024;
-
 /// What a worker hands back when its queue closes.
 pub struct WorkerResult {
     /// Its counters.
@@ -160,7 +156,7 @@ impl Worker {
             }
             Msg::Tick(now, expire_before) => {
                 self.analyse(|e, sink| {
-                    e.tick(now, TICK_SWEEP, sink);
+                    e.tick(now, sink);
                     if let Some(before) = expire_before {
                         e.analysis.hosts.expire(before);
                     }
