@@ -251,6 +251,7 @@ impl Engine {
     /// [`Engine::process`] for a frame its caller has decoded already (the
     /// pipeline decodes every frame to pick its worker): captured at `ts`,
     /// `caplen` bytes captured of `orig_len` on the wire.
+    #[inline]
     pub fn process_decoded(
         &mut self,
         ts: Timestamp,
@@ -518,7 +519,9 @@ impl Engine {
         }
     }
 
-    /// [`Engine::end_flows`] when there are some.
+    /// [`Engine::end_flows`] when there are some (out of line: the check
+    /// runs twice per packet, the work once per conversation).
+    #[inline(never)]
     fn finish_ended(&mut self, events: &mut dyn EventSink) {
         let Engine {
             flows,

@@ -82,14 +82,18 @@ impl Wheel {
         let i = slot as usize;
         match self.filed.get_mut(i) {
             Some(f) => *f = at,
-            None => {
-                self.filed.resize(i, i64::MAX);
-                self.filed.push(at);
-            }
+            None => self.grow(i, at),
         }
         if let Some(b) = self.buckets.get_mut(at.rem_euclid(BUCKETS as i64) as usize) {
             b.push(slot);
         }
+    }
+
+    /// Makes room for slot `i` (a table grown by a slot), filed under `at`.
+    #[cold]
+    fn grow(&mut self, i: usize, at: i64) {
+        self.filed.resize(i, i64::MAX);
+        self.filed.push(at);
     }
 
     /// Files `slot` under `deadline` only if that is an earlier second than

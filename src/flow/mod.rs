@@ -326,6 +326,7 @@ impl<T: Default> FlowTable<T> {
     /// order, depends only on that clock: the same with one table or with
     /// one per worker (a worker's clock reaches each time at the first of
     /// its own packets after it, with no packet of its hosts in between).
+    #[inline]
     pub fn advance(&mut self, now: Timestamp) {
         self.clock = self.clock.max(now);
         if self.wheel.is_due(self.clock.0) {
@@ -335,6 +336,9 @@ impl<T: Default> FlowTable<T> {
 
     /// Looks at the flows whose bucket came due: ends those past their
     /// deadline and files the others (extended since) under their new one.
+    /// (Once a second of capture time: kept out of line, so that the check
+    /// every packet makes stays a comparison.)
+    #[inline(never)]
     fn expire_due(&mut self) {
         let now = self.clock;
         let mut due = std::mem::take(&mut self.due);
@@ -621,12 +625,13 @@ impl<T: Default> FlowTable<T> {
                 .and_then(|s| s.as_ref())
                 .map(|f| (f.client, f.server, f.proto))
         };
-        if self.ended.len() > 1 {
-            self.ended.sort_unstable_by(|a, b| {
-                (a.at, a.first_ts)
-                    .cmp(&(b.at, b.first_ts))
-                    .then_with(|| tuple(a.slot).cmp(&tuple(b.slot)))
-            });
+        let order = |a: &Ended, b: &Ended| {
+            (a.at, a.first_ts)
+                .cmp(&(b.at, b.first_ts))
+                .then_with(|| tuple(a.slot).cmp(&tuple(b.slot)))
+        };
+        if !self.ended.is_sorted_by(|a, b| order(a, b).is_le()) {
+            self.ended.sort_unstable_by(order);
         }
         for &Ended { slot, .. } in &self.ended {
             let Some(entry) = self.slots.get_mut(slot as usize) else {
