@@ -44,12 +44,12 @@ peak_kib() {
 }
 
 # The documented cost of each capped structure (README, Limits), in MiB, for
-# the flags of a run: flows x 420 B, stream memory, 32 MiB of fragments,
+# the flags of a run: flows x 450 B (a TCP connection with payload), stream memory, 32 MiB of fragments,
 # pdns entries x 150 B, hosts reported x 4 KB (measured ~3 KB: the host
 # table and the report built from it, one contact per host), plus 64 MiB for the
 # binary, feeds and buffers.
 cap_mib() { # max_flows stream_mib pdns_entries hosts
-    echo $((($1 * 420 + $3 * 150 + $4 * 4000) / 1048576 + $2 + 32 + 64))
+    echo $((($1 * 450 + $3 * 150 + $4 * 4000) / 1048576 + $2 + 32 + 64))
 }
 
 printf '%-22s %9s %7s %8s %9s %9s  %s\n' scenario packets hosts secs peak_MiB cap_MiB kaspersky

@@ -8,10 +8,10 @@ use crate::decode::{self, Decoded, Packet, Transport as L4, ipproto, tcpflags};
 use crate::feeds::Intel;
 use crate::flow::quic::QuicState;
 use crate::flow::stream::{Observation, Scratch};
-use crate::flow::tcp::{MemBudget, Sink};
+use crate::flow::tcp::{MemBudget, Sink, TcpState};
 use crate::flow::{
     Dir, Endpoint, Flow, FlowLimits, FlowStats, FlowTable, Initiator, PacketInfo, Slot,
-    initiator_by_ports,
+    initiator_by_ports, stream_apps,
 };
 use crate::hosts::pdns::PdnsLimits;
 use crate::hosts::{
@@ -362,7 +362,7 @@ impl Engine {
             budget,
             ..
         } = self;
-        let Some(flow) = flows.get_mut(i) else {
+        let Some((flow, spare)) = flows.get_with_spare(i) else {
             return;
         };
         let ctx = ctx_of(flow);
@@ -372,7 +372,11 @@ impl Engine {
             user,
             ..
         } = flow;
-        let Some(dirs) = tcp.as_mut() else {
+        let apps = || stream_apps(ctx.client, ctx.server);
+        let Some(dirs) = tcp
+            .as_mut()
+            .and_then(|t| t.take_segment(dir as usize, seg, apps, spare))
+        else {
             return;
         };
         let mut emit =
@@ -409,7 +413,7 @@ impl Engine {
             .flows
             .get_mut(current)
             .and_then(|f| f.tcp.as_ref())
-            .is_some_and(|d| d[dir as usize].app.wants_data());
+            .is_some_and(|t| t.wants_data(dir as usize));
         let n = self.flows.slots();
         if !wants || n < 2 {
             return;
@@ -426,10 +430,7 @@ impl Engine {
                 let Some(f) = self.flows.get_mut(i).filter(|_| i != current) else {
                     continue;
                 };
-                let holds = f
-                    .tcp
-                    .as_ref()
-                    .is_some_and(|d| d[0].memory() + d[1].memory() > 0);
+                let holds = f.tcp.as_ref().is_some_and(|t| t.memory() > 0);
                 if holds && oldest.is_none_or(|(t, _)| f.last_ts < t) {
                     oldest = Some((f.last_ts, i));
                 }
@@ -437,7 +438,12 @@ impl Engine {
             let Some((_, i)) = oldest else {
                 return;
             };
-            if let Some(dirs) = self.flows.get_mut(i).and_then(|f| f.tcp.as_mut()) {
+            if let Some(dirs) = self
+                .flows
+                .get_mut(i)
+                .and_then(|f| f.tcp.as_mut())
+                .and_then(TcpState::streams_mut)
+            {
                 for d in dirs.iter_mut() {
                     d.release(&mut self.budget);
                 }
@@ -547,7 +553,7 @@ impl Engine {
                 bytes,
                 ..
             } = f;
-            if let Some(dirs) = tcp.as_mut() {
+            if let Some(dirs) = tcp.as_mut().and_then(TcpState::streams_mut) {
                 for (d, dir) in dirs.iter_mut().zip([Dir::ToServer, Dir::ToClient]) {
                     let mut emit = |obs: Observation<'_>| {
                         analysis.observe(&ctx, user, dir, *last_ts, &obs, &mut *events)

@@ -27,7 +27,7 @@ use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use stream::{AppStream, Pipeline};
-use tcp::TcpDirection;
+use tcp::{Streams, TcpState};
 
 /// Limits and timeouts of the flow table.
 #[derive(Debug, Clone, Copy)]
@@ -125,8 +125,8 @@ pub struct Flow<T> {
     pub packets: [u64; 2],
     /// Bytes on the wire per direction.
     pub bytes: [u64; 2],
-    /// Stream reassembly, for TCP flows.
-    pub tcp: Option<[TcpDirection; 2]>,
+    /// Stream reassembly, for TCP flows (see [`TcpState`]).
+    pub tcp: Option<TcpState>,
     /// HEAD requests awaiting responses (HTTP).
     pub pipeline: Pipeline,
     /// QUIC ClientHello reassembly, for UDP flows (empty unless a hello
@@ -165,9 +165,7 @@ impl<T> Flow<T> {
 
     /// Bytes held for reassembly by both directions.
     fn buffered(&self) -> usize {
-        self.tcp
-            .as_ref()
-            .map_or(0, |d| d.iter().map(TcpDirection::memory).sum())
+        self.tcp.as_ref().map_or(0, TcpState::memory)
     }
 
     fn idle_limit(&self, limits: &FlowLimits) -> i64 {
@@ -263,6 +261,10 @@ pub struct FlowTable<T> {
     draining: Option<(Vec<u32>, usize)>,
     /// Where a full table's search for a flow to evict goes on.
     evict_at: usize,
+    /// Stream states of ended connections, for new ones (no allocation
+    /// per connection in the steady state).
+    #[allow(clippy::vec_box)] // Moved in and out of flows: a pointer, not 160 B.
+    spare_tcp: Vec<Streams>,
     stats: FlowStats,
     /// The latest time seen in the whole input (not only this table's
     /// packets): idle timeouts are judged against it.
@@ -278,6 +280,21 @@ struct Ended {
     first_ts: Timestamp,
     slot: u32,
 }
+
+/// The application parsers of a TCP connection's two directions (client,
+/// server), chosen by its ports.
+pub fn stream_apps(client: Endpoint, server: Endpoint) -> [AppStream; 2] {
+    if server.port == 53 || client.port == 53 {
+        [AppStream::dns(), AppStream::dns()]
+    } else {
+        [AppStream::client(), AppStream::server()]
+    }
+}
+
+/// TCP stream states of ended connections kept for new ones at most
+/// (~700 KiB): the connections that end between two that start, not a
+/// flood's worth.
+const SPARE_TCP: usize = 4096;
 
 /// How the sender of a flow's first packet relates to the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +330,7 @@ impl<T: Default> FlowTable<T> {
             ended: Vec::new(),
             draining: None,
             evict_at: 0,
+            spare_tcp: Vec::new(),
             stats: FlowStats::default(),
             clock: Timestamp(i64::MIN),
         }
@@ -398,6 +416,16 @@ impl<T: Default> FlowTable<T> {
         self.slots.get_mut(slot).and_then(|s| s.as_mut())
     }
 
+    /// The flow in a slot, and the stream states kept for reuse (for
+    /// [`TcpState::take_segment`]).
+    pub fn get_with_spare(
+        &mut self,
+        slot: usize,
+    ) -> Option<(&mut Flow<T>, &mut Vec<Streams>)> {
+        let flow = self.slots.get_mut(slot).and_then(|s| s.as_mut())?;
+        Some((flow, &mut self.spare_tcp))
+    }
+
     /// Finds the flow of a packet from `src` to `dst`, or creates it.
     /// `initiator` is asked only for a new flow. A TCP SYN on a closed
     /// connection's tuple, or any packet on a flow idle past its timeout,
@@ -479,19 +507,7 @@ impl<T: Default> FlowTable<T> {
             Initiator::Sender => (src, dst, Dir::ToServer),
             Initiator::Receiver => (dst, src, Dir::ToClient),
         };
-        let tcp = (proto == ipproto::TCP).then(|| {
-            let client_app = if server.port == 53 || client.port == 53 {
-                AppStream::dns()
-            } else {
-                AppStream::client()
-            };
-            let server_app = if server.port == 53 || client.port == 53 {
-                AppStream::dns()
-            } else {
-                AppStream::server()
-            };
-            [TcpDirection::new(client_app), TcpDirection::new(server_app)]
-        });
+        let tcp = (proto == ipproto::TCP).then(TcpState::opening);
         let flow = Flow {
             client,
             server,
@@ -639,6 +655,12 @@ impl<T: Default> FlowTable<T> {
             };
             if let Some(flow) = entry.as_mut() {
                 end(flow);
+                // Its stream state's memory goes to the next connection.
+                if let Some(TcpState::Streams(streams)) = flow.tcp.take()
+                    && self.spare_tcp.len() < SPARE_TCP
+                {
+                    self.spare_tcp.push(streams);
+                }
             }
             *entry = None;
             self.free.push(slot);
@@ -728,6 +750,7 @@ impl<T: Default> FlowTable<T> {
                     return true;
                 }
                 self.slots = Vec::new();
+                self.spare_tcp = Vec::new();
                 self.wheel.clear();
                 self.due = Vec::new();
                 self.free = Vec::new();
@@ -1011,9 +1034,10 @@ mod tests {
                 panic!("room for two")
             };
             t.touch(i, d, at, 60, tcpflags::SYN, LinkInfo::default());
-            let flow = t.get_mut(i).unwrap();
+            let (flow, spare) = t.get_with_spare(i).unwrap();
+            let (client, server) = (flow.client, flow.server);
             let Flow { tcp, pipeline, .. } = flow;
-            let dirs = tcp.as_mut().unwrap();
+            let tcp = tcp.as_mut().unwrap();
             let seg = |seq, flags, payload| TcpSegment {
                 sport: 4000 + p,
                 dport: 443,
@@ -1030,8 +1054,15 @@ mod tests {
                 budget: &mut budget,
                 emit: &mut emit,
             };
-            dirs[0].segment(&seg(100, tcpflags::SYN, &[]), &mut sink);
-            dirs[0].segment(&seg(101, tcpflags::ACK, &partial), &mut sink);
+            let apps = || stream_apps(client, server);
+            let syn = seg(100, tcpflags::SYN, &[]);
+            assert!(
+                tcp.take_segment(0, &syn, apps, spare).is_none(),
+                "no streams yet"
+            );
+            let data = seg(101, tcpflags::ACK, &partial);
+            let dirs = tcp.take_segment(0, &data, apps, spare).unwrap();
+            dirs[0].segment(&data, &mut sink);
             assert!(dirs[0].memory() > 0, "the partial hello is buffered");
         }
         let r = t.lookup(Timestamp(2), &udp(ep(5, 1), ep(6, 53)), || {
@@ -1044,5 +1075,75 @@ mod tests {
             [(ipproto::TCP, 4000)],
             "the one waiting longest goes"
         );
+    }
+
+    /// A connection keeps no stream state until it carries payload; its
+    /// bytes then start where its SYN said (a request whose second half
+    /// arrives first is held until the first half, at ISN + 1, comes and
+    /// is parsed whole); an ended connection's stream state is reused by
+    /// the next.
+    #[test]
+    fn stream_state_is_made_at_the_first_payload_and_reused() {
+        use crate::decode::TcpSegment;
+        use crate::flow::stream::{Observation, Scratch};
+        use crate::flow::tcp::{MemBudget, Sink};
+        let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let (mut scratch, mut budget) = (Scratch::default(), MemBudget::new(1 << 20));
+        let (first, second): (&[u8], &[u8]) = (b"GET / HTTP/1.1\r\nHo", b"st: example.com\r\n\r\n");
+        let mut requests = 0;
+        for round in 0..2u16 {
+            let pkt = tcp_syn(ep(1, 5000 + round), ep(2, 80));
+            let Slot::New(i, _) = t.lookup(Timestamp(0), &pkt, || Initiator::Sender) else {
+                panic!("new")
+            };
+            let (flow, spare) = t.get_with_spare(i).unwrap();
+            assert_eq!(
+                spare.len(),
+                usize::from(round),
+                "the first connection's state is kept"
+            );
+            let (client, server) = (flow.client, flow.server);
+            let Flow { tcp, pipeline, .. } = flow;
+            let tcp = tcp.as_mut().unwrap();
+            let seg = |seq, flags, payload: &'static [u8]| TcpSegment {
+                sport: 5000 + round,
+                dport: 80,
+                seq,
+                ack: 0,
+                flags,
+                payload,
+                wire_len: payload.len() as u32,
+            };
+            let apps = || stream_apps(client, server);
+            for bare in [seg(7000, tcpflags::SYN, b""), seg(7001, tcpflags::ACK, b"")] {
+                assert!(tcp.take_segment(0, &bare, apps, spare).is_none());
+            }
+            assert!(tcp.streams().is_none() && tcp.memory() == 0);
+            let late = seg(
+                7001 + first.len() as u32,
+                tcpflags::ACK | tcpflags::PSH,
+                second,
+            );
+            let early = seg(7001, tcpflags::ACK, first);
+            let mut emit = |o: Observation<'_>| {
+                if matches!(o, Observation::HttpRequest(_)) {
+                    requests += 1;
+                }
+            };
+            let mut sink = Sink {
+                pipeline,
+                scratch: &mut scratch,
+                budget: &mut budget,
+                emit: &mut emit,
+            };
+            for data in [late, early] {
+                let dirs = tcp.take_segment(0, &data, apps, spare).unwrap();
+                dirs[0].segment(&data, &mut sink);
+            }
+            assert_eq!(spare.len(), 0, "taken from the spare ones");
+            t.drain();
+            t.finish_ended(|_| {});
+        }
+        assert_eq!(requests, 2, "each request read in order");
     }
 }
