@@ -135,6 +135,11 @@ impl Wheel {
             let i = next.rem_euclid(BUCKETS as i64) as usize;
             if let Some(b) = self.buckets.get_mut(i) {
                 let filed = &self.filed;
+                // Each entry's check reads a random place in `filed`: start
+                // loading them all before the first (they overlap).
+                for &s in b.iter() {
+                    crate::prefetch::element(filed, s as usize);
+                }
                 out.extend(
                     b.drain(..)
                         .filter(|&s| filed.get(s as usize).copied() == Some(next)),

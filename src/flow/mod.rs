@@ -418,10 +418,7 @@ impl<T: Default> FlowTable<T> {
 
     /// The flow in a slot, and the stream states kept for reuse (for
     /// [`TcpState::take_segment`]).
-    pub fn get_with_spare(
-        &mut self,
-        slot: usize,
-    ) -> Option<(&mut Flow<T>, &mut Vec<Streams>)> {
+    pub fn get_with_spare(&mut self, slot: usize) -> Option<(&mut Flow<T>, &mut Vec<Streams>)> {
         let flow = self.slots.get_mut(slot).and_then(|s| s.as_mut())?;
         Some((flow, &mut self.spare_tcp))
     }
