@@ -11,9 +11,11 @@
 //! rehashes its tuple. Expiry runs on a timing wheel ([`expiry`]): a flow
 //! is looked at when its deadline's second has passed, so no packet ever
 //! pays for a scan of the table, and conversations end in an order that
-//! does not depend on where they lie in it. The table has a hard cap ([`FlowLimits`]); when
-//! it is full, idle flows are evicted early, and if none can go the new flow
-//! is refused and counted — stateless parsing (single-datagram DNS) goes on.
+//! does not depend on where they lie in it. A TCP connection's stream state
+//! is made at its first byte of payload ([`tcp::TcpState`]), so a SYN flood
+//! costs only slots. The table has a hard cap ([`FlowLimits`]); when it is
+//! full, idle flows are evicted early, and if none can go the new flow is
+//! refused and counted — stateless parsing (single-datagram DNS) goes on.
 
 mod expiry;
 pub mod quic;
