@@ -8,7 +8,7 @@
 //! numbers (attackers choose the tuples, so the hash is keyed). The index
 //! holds only 4-byte slot numbers — a million flows index in ~5 MB, which
 //! stays in cache — and each flow keeps its hash, so removing a flow never
-//! rehashes its tuple. Expiry runs on a timing wheel ([`expiry`]): a flow
+//! rehashes its tuple. Expiry runs on a timing wheel (`expiry.rs`): a flow
 //! is looked at when its deadline's second has passed, so no packet ever
 //! pays for a scan of the table, and conversations end in an order that
 //! does not depend on where they lie in it. A TCP connection's stream state
