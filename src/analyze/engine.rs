@@ -80,17 +80,9 @@ pub struct Engine {
     budget: MemBudget,
     reassembled: Vec<u8>,
     now: Timestamp,
-    /// Where the search for a stream buffer to give up goes on.
-    evict_at: usize,
     /// Packet counters.
     pub counters: Counters,
 }
-
-/// Flow slots looked at, from a moving cursor, for the TCP stream whose
-/// buffered message has waited longest when stream memory is full: a
-/// sample (like an approximate LRU), so that the search costs a few
-/// microseconds however large the table.
-const EVICT_SAMPLE: usize = 64;
 
 fn ctx_of(f: &Flow<FlowNote>) -> FlowCtx {
     FlowCtx {
@@ -187,7 +179,6 @@ impl Engine {
             budget: MemBudget::new(limits.stream_memory),
             reassembled: Vec::new(),
             now: Timestamp(i64::MIN),
-            evict_at: 0,
             counters: Counters::default(),
         }
     }
@@ -200,17 +191,14 @@ impl Engine {
         self.flows.advance(self.now);
     }
 
-    /// Before each packet: ends the conversations that timed out by the
-    /// packet's clock, so that they end before anything the packet does to
-    /// its host — in the same place among the host's records whether this
-    /// engine sees every packet or only its shard's (see
-    /// [`FlowTable::advance`]).
-    fn before_packet(&mut self, events: &mut dyn EventSink) {
-        self.end_flows(events);
-    }
-
-    /// After each packet: ends the conversations it let go of.
-    fn after_packet(&mut self, events: &mut dyn EventSink) {
+    /// Before each packet: moves the clock to its time and ends the
+    /// conversations that timed out by then, so that they end before
+    /// anything the packet does to its host — in the same place among the
+    /// host's records whether this engine sees every packet or only its
+    /// shard's (see [`FlowTable::advance`]). After the packet, `end_flows`
+    /// ends those it let go of.
+    fn start_packet(&mut self, ts: Timestamp, events: &mut dyn EventSink) {
+        self.advance_clock(ts);
         self.end_flows(events);
     }
 
@@ -218,8 +206,7 @@ impl Engine {
     pub fn process(&mut self, frame: &Frame<'_>, events: &mut dyn EventSink) {
         self.counters.count(frame);
         let ts = frame.ts;
-        self.advance_clock(ts);
-        self.before_packet(events);
+        self.start_packet(ts, events);
         match decode::decode(frame.linktype, frame.data) {
             Decoded::Packet(p) => self.packet(&p, ts, frame.orig_len, &mut *events),
             Decoded::Fragment(f) => {
@@ -245,7 +232,7 @@ impl Engine {
             }
             Decoded::Malformed(_) => self.counters.malformed += 1,
         }
-        self.after_packet(events);
+        self.end_flows(events);
     }
 
     /// [`Engine::process`] for a frame its caller has decoded already (the
@@ -261,10 +248,9 @@ impl Engine {
         events: &mut dyn EventSink,
     ) {
         self.counters.count_parts(ts, caplen);
-        self.advance_clock(ts);
-        self.before_packet(events);
+        self.start_packet(ts, events);
         self.packet(p, ts, orig_len, &mut *events);
-        self.after_packet(events);
+        self.end_flows(events);
     }
 
     /// Processes a datagram that the dispatcher reassembled from fragments
@@ -275,8 +261,7 @@ impl Engine {
         ts: Timestamp,
         events: &mut dyn EventSink,
     ) {
-        self.advance_clock(ts);
-        self.before_packet(events);
+        self.start_packet(ts, events);
         match decode::decode_reassembled(d.link, d.src, d.dst, d.proto, d.payload) {
             Decoded::Packet(p) => {
                 let len = u32::try_from(d.payload.len()).unwrap_or(u32::MAX);
@@ -285,7 +270,7 @@ impl Engine {
             Decoded::Malformed(_) => self.counters.malformed += 1,
             _ => {}
         }
-        self.after_packet(events);
+        self.end_flows(events);
     }
 
     /// Learns the answers of a DNS response (a decoded packet seen at `ts`)
@@ -414,28 +399,11 @@ impl Engine {
             .get_mut(current)
             .and_then(|f| f.tcp.as_ref())
             .is_some_and(|t| t.wants_data(dir as usize));
-        let n = self.flows.slots();
-        if !wants || n < 2 {
+        if !wants || self.flows.slots() < 2 {
             return;
         }
         while self.budget.used.saturating_add(need) > self.budget.cap {
-            let mut oldest: Option<(Timestamp, usize)> = None;
-            for _ in 0..EVICT_SAMPLE.min(n) {
-                self.evict_at = if self.evict_at + 1 >= n {
-                    0
-                } else {
-                    self.evict_at + 1
-                };
-                let i = self.evict_at;
-                let Some(f) = self.flows.get_mut(i).filter(|_| i != current) else {
-                    continue;
-                };
-                let holds = f.tcp.as_ref().is_some_and(|t| t.memory() > 0);
-                if holds && oldest.is_none_or(|(t, _)| f.last_ts < t) {
-                    oldest = Some((f.last_ts, i));
-                }
-            }
-            let Some((_, i)) = oldest else {
+            let Some(i) = self.flows.longest_waiting_stream(current) else {
                 return;
             };
             if let Some(dirs) = self

@@ -184,11 +184,16 @@ impl<T> Flow<T> {
             .0
             .saturating_add(self.idle_limit(limits).saturating_mul(1_000_000_000))
     }
+}
 
-    /// Whether the flow has been idle past its timeout at `now`.
-    fn expired(&self, now: Timestamp, limits: &FlowLimits) -> bool {
-        now.0 > self.deadline(limits)
-    }
+/// The endpoints and protocol of the flow in `slot`: the last key of the
+/// order in which flows end (see [`FlowTable::finish_ended`]), looked at
+/// only to break a tie.
+fn tuple_of<T>(slots: &[Option<Flow<T>>], slot: u32) -> Option<(Endpoint, Endpoint, u8)> {
+    slots
+        .get(slot as usize)
+        .and_then(|s| s.as_ref())
+        .map(|f| (f.client, f.server, f.proto))
 }
 
 /// Counters of the flow table.
@@ -263,6 +268,9 @@ pub struct FlowTable<T> {
     draining: Option<(Vec<u32>, usize)>,
     /// Where a full table's search for a flow to evict goes on.
     evict_at: usize,
+    /// Where the search for a stream buffer to give up goes on
+    /// ([`FlowTable::longest_waiting_stream`]).
+    stream_evict_at: usize,
     /// Stream states of ended connections, for new ones (no allocation
     /// per connection in the steady state).
     #[allow(clippy::vec_box)] // Moved in and out of flows: a pointer, not 160 B.
@@ -292,6 +300,10 @@ pub fn stream_apps(client: Endpoint, server: Endpoint) -> [AppStream; 2] {
         [AppStream::client(), AppStream::server()]
     }
 }
+
+/// Flow slots sampled for the stream buffer to give up when stream memory
+/// is full ([`FlowTable::longest_waiting_stream`]).
+const EVICT_SAMPLE: usize = 64;
 
 /// TCP stream states of ended connections kept for new ones at most
 /// (~700 KiB): the connections that end between two that start, not a
@@ -332,6 +344,7 @@ impl<T: Default> FlowTable<T> {
             ended: Vec::new(),
             draining: None,
             evict_at: 0,
+            stream_evict_at: 0,
             spare_tcp: Vec::new(),
             stats: FlowStats::default(),
             clock: Timestamp(i64::MIN),
@@ -456,18 +469,17 @@ impl<T: Default> FlowTable<T> {
         if let Some(&i) = found {
             let i = i as usize;
             let limits = self.limits;
-            let (closed, idle) = self
+            let (closed, deadline) = self
                 .slots
                 .get(i)
                 .and_then(|s| s.as_ref())
-                .map_or((false, false), |f| {
-                    (f.is_closed(), f.expired(clock, &limits))
-                });
+                .map_or((false, i64::MAX), |f| (f.is_closed(), f.deadline(&limits)));
+            let idle = clock.0 > deadline;
             // A SYN on a closed connection's tuple starts a new one; so does
             // any packet once the flow is idle past its timeout, whether or
-            // not the sweeper has reached it yet: flow boundaries must not
-            // depend on sweep progress, which differs between one and N
-            // workers.
+            // not its bucket in the wheel has come due yet: flow boundaries
+            // must not depend on when expiry looks, which differs between
+            // one and N workers.
             let syn = tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN;
             let reopen = (proto == ipproto::TCP && syn && closed) || idle;
             if !reopen {
@@ -483,14 +495,7 @@ impl<T: Default> FlowTable<T> {
             }
             // Timed out: it ended at its deadline (as the wheel would have
             // ended it); a SYN on a closed connection: now.
-            let at = if idle {
-                self.slots
-                    .get(i)
-                    .and_then(|s| s.as_ref())
-                    .map_or(clock.0, |f| f.deadline(&limits))
-            } else {
-                clock.0
-            };
+            let at = if idle { deadline } else { clock.0 };
             if self.detach(i, at) {
                 self.stats.expired += 1;
             }
@@ -634,20 +639,11 @@ impl<T: Default> FlowTable<T> {
     /// starts in order). The flows are looked at where they lie, never moved.
     pub fn finish_ended(&mut self, mut end: impl FnMut(&mut Flow<T>)) {
         let slots = &self.slots;
-        let tuple = |slot: u32| {
-            slots
-                .get(slot as usize)
-                .and_then(|s| s.as_ref())
-                .map(|f| (f.client, f.server, f.proto))
-        };
-        let order = |a: &Ended, b: &Ended| {
+        self.ended.sort_unstable_by(|a, b| {
             (a.at, a.first_ts)
                 .cmp(&(b.at, b.first_ts))
-                .then_with(|| tuple(a.slot).cmp(&tuple(b.slot)))
-        };
-        if !self.ended.is_sorted_by(|a, b| order(a, b).is_le()) {
-            self.ended.sort_unstable_by(order);
-        }
+                .then_with(|| tuple_of(slots, a.slot).cmp(&tuple_of(slots, b.slot)))
+        });
         for &Ended { slot, .. } in &self.ended {
             let Some(entry) = self.slots.get_mut(slot as usize) else {
                 continue;
@@ -722,6 +718,27 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
+    /// Of `EVICT_SAMPLE` slots from where the last search stopped, the TCP
+    /// connection other than `except` whose buffered message has waited
+    /// longest (least recently active): a sample, like an approximate LRU,
+    /// so that the search costs a few microseconds however large the
+    /// table. `None` if none of them holds a buffer.
+    pub fn longest_waiting_stream(&mut self, except: usize) -> Option<usize> {
+        let len = self.slots.len();
+        let mut oldest: Option<(Timestamp, usize)> = None;
+        for _ in 0..EVICT_SAMPLE.min(len) {
+            self.stream_evict_at = next_slot(self.stream_evict_at, len);
+            let i = self.stream_evict_at;
+            let Some(f) = self.slots.get(i).and_then(|s| s.as_ref()) else {
+                continue;
+            };
+            if i != except && f.buffered() > 0 && oldest.is_none_or(|(t, _)| f.last_ts < t) {
+                oldest = Some((f.last_ts, i));
+            }
+        }
+        oldest.map(|(_, i)| i)
+    }
+
     /// Ends every flow (end of input); the caller then finishes them.
     pub fn drain(&mut self) {
         self.drain_some(usize::MAX);
@@ -789,13 +806,11 @@ impl<T: Default> FlowTable<T> {
             .collect();
         // Sorted by the start kept alongside: a flow is looked at again only
         // to break a tie (a million flows sort without a million misses).
-        let tuple = |i: u32| {
-            self.slots
-                .get(i as usize)
-                .and_then(|s| s.as_ref())
-                .map(|f| (f.client, f.server, f.proto))
-        };
-        live.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| tuple(a.1).cmp(&tuple(b.1))));
+        let slots = &self.slots;
+        live.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| tuple_of(slots, a.1).cmp(&tuple_of(slots, b.1)))
+        });
         live.into_iter().map(|(_, i)| i).collect()
     }
 }

@@ -89,6 +89,19 @@ pub struct FlowNote {
     name: Option<Box<str>>,
 }
 
+impl FlowNote {
+    /// Keeps `name` (an SNI or HTTP Host the conversation carried) as
+    /// [`FlowNote::name`] if the server is watched and none is kept yet.
+    fn keep_watched_name(&mut self, name: Option<&str>) {
+        if self.watched
+            && self.name.is_none()
+            && let Some(n) = name
+        {
+            self.name = Some(n.into());
+        }
+    }
+}
+
 /// Counters of the analysis stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AnalysisStats {
@@ -552,12 +565,7 @@ impl Analysis {
                     sink,
                 );
                 note.named |= bare.is_some();
-                if note.watched
-                    && note.name.is_none()
-                    && let Some(h) = bare
-                {
-                    note.name = Some(h.into());
-                }
+                note.keep_watched_name(bare);
                 if let Some(rule) = host_rule {
                     self.attribute_flow(
                         ctx,
@@ -711,12 +719,7 @@ impl Analysis {
         // when a feed lists it, but it does not hide the real destination
         // from passive DNS.
         note.named |= is_name && !hello.ech;
-        if note.watched
-            && note.name.is_none()
-            && let Some(s) = sni.filter(|_| is_name)
-        {
-            note.name = Some(s.into());
-        }
+        note.keep_watched_name(sni.filter(|_| is_name));
         if let (Some(rule), Some(s)) = (rule, sni) {
             self.attribute_flow(ctx, note, rule, evidence, Some(s), Count::Connection, now);
         }
