@@ -144,6 +144,7 @@ impl CaptureFile {
 
     /// Moves to the next frame. `Ok(false)` at the end of the file; after an
     /// error the file should not be read further.
+    #[inline]
     pub fn advance(&mut self) -> Result<bool, CaptureError> {
         if let Some(done) = self.current.take() {
             self.window.consume(done.consume);
@@ -159,6 +160,7 @@ impl CaptureFile {
     }
 
     /// The frame the cursor is on, if any.
+    #[inline]
     pub fn frame(&self) -> Option<Frame<'_>> {
         let loc = self.current.as_ref()?;
         Some(Frame {

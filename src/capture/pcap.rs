@@ -48,6 +48,7 @@ fn fill(w: &mut Window, need: usize) -> Result<usize, CaptureError> {
         .map_err(|source| CaptureError::Read { offset, source })
 }
 
+#[cold]
 fn truncated(what: &'static str, w: &Window, need: usize, have: usize) -> CaptureError {
     CaptureError::Truncated {
         what,
@@ -95,7 +96,18 @@ pub(crate) fn read_header(w: &mut Window) -> Result<PcapHeader, CaptureError> {
     })
 }
 
+/// A record header claims more bytes than any record may have.
+#[cold]
+fn oversize(w: &Window, caplen: usize) -> CaptureError {
+    CaptureError::corrupt(
+        "pcap record header",
+        w.offset(),
+        format!("captured length {caplen} exceeds the {MAX_RECORD_LEN}-byte limit"),
+    )
+}
+
 /// Locates the next record, or `None` at a clean end of file.
+#[inline]
 pub(crate) fn next_record(w: &mut Window, h: &PcapHeader) -> Result<Option<Located>, CaptureError> {
     let hl = h.record_header_len;
     let have = fill(w, hl)?;
@@ -105,17 +117,44 @@ pub(crate) fn next_record(w: &mut Window, h: &PcapHeader) -> Result<Option<Locat
     if have < hl {
         return Err(truncated("pcap record header", w, hl, have));
     }
-    let b = w.bytes();
-    let secs = rd32(b, 0, h.big_endian);
-    let frac = rd32(b, 4, h.big_endian);
-    let caplen = rd32(b, 8, h.big_endian) as usize;
-    let orig_len = rd32(b, 12, h.big_endian);
+    // Every record header starts with the same four words (the modified
+    // format appends two more, ignored).
+    let Some(
+        &[
+            s0,
+            s1,
+            s2,
+            s3,
+            f0,
+            f1,
+            f2,
+            f3,
+            c0,
+            c1,
+            c2,
+            c3,
+            o0,
+            o1,
+            o2,
+            o3,
+        ],
+    ) = w.bytes().first_chunk::<16>()
+    else {
+        return Err(truncated("pcap record header", w, hl, have));
+    };
+    let word = |b: [u8; 4]| {
+        if h.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let secs = word([s0, s1, s2, s3]);
+    let frac = word([f0, f1, f2, f3]);
+    let caplen = word([c0, c1, c2, c3]) as usize;
+    let orig_len = word([o0, o1, o2, o3]);
     if caplen > MAX_RECORD_LEN {
-        return Err(CaptureError::corrupt(
-            "pcap record header",
-            w.offset(),
-            format!("captured length {caplen} exceeds the {MAX_RECORD_LEN}-byte limit"),
-        ));
+        return Err(oversize(w, caplen));
     }
     let total = hl + caplen;
     let have = fill(w, total)?;

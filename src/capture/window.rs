@@ -210,40 +210,51 @@ impl Window {
     /// Makes at least `need` bytes available from the current position, unless
     /// the input ends first. Returns how many bytes are available (which is less
     /// than `need` only at the end of the input).
+    #[inline]
     pub(crate) fn fill(&mut self, need: usize) -> io::Result<usize> {
         match self {
             Window::Mapped { map, pos, .. } => Ok(map.map().len().saturating_sub(*pos)),
-            Window::Stream {
-                reader,
-                buf,
-                start,
-                end,
-                eof,
-                ..
-            } => {
-                while *end - *start < need && !*eof {
-                    if *start > 0 {
-                        buf.copy_within(*start..*end, 0);
-                        *end -= *start;
-                        *start = 0;
-                    }
-                    let want = need.max(REFILL_CHUNK);
-                    if buf.len() < want {
-                        buf.resize(want, 0);
-                    }
-                    match reader.read(&mut buf[*end..]) {
-                        Ok(0) => *eof = true,
-                        Ok(n) => *end += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(*end - *start)
-            }
+            Window::Stream { .. } => self.refill(need),
         }
     }
 
+    /// [`Window::fill`] for a stream (out of line: a mapped file, the
+    /// common case, is one subtraction per record).
+    #[inline(never)]
+    fn refill(&mut self, need: usize) -> io::Result<usize> {
+        let Window::Stream {
+            reader,
+            buf,
+            start,
+            end,
+            eof,
+            ..
+        } = self
+        else {
+            return Ok(self.bytes().len());
+        };
+        while *end - *start < need && !*eof {
+            if *start > 0 {
+                buf.copy_within(*start..*end, 0);
+                *end -= *start;
+                *start = 0;
+            }
+            let want = need.max(REFILL_CHUNK);
+            if buf.len() < want {
+                buf.resize(want, 0);
+            }
+            match reader.read(&mut buf[*end..]) {
+                Ok(0) => *eof = true,
+                Ok(n) => *end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(*end - *start)
+    }
+
     /// The bytes available from the current position (see [`Window::fill`]).
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Window::Mapped { map, pos, .. } => map.map().get(*pos..).unwrap_or(&[]),
@@ -262,6 +273,7 @@ impl Window {
     }
 
     /// Moves the position forward by `n` bytes (at most the available ones).
+    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         match self {
             Window::Mapped {
@@ -271,23 +283,18 @@ impl Window {
                 populated,
                 cached,
             } => {
-                let share = &*map.0;
-                let map = &share.map;
-                *pos = (*pos + n).min(map.len());
-                let ahead = pos.saturating_add(CACHE_AHEAD).min(map.len());
-                let from = (*cached).max(*pos);
-                if from < ahead {
-                    crate::prefetch::bytes(map.get(from..ahead).unwrap_or_default());
+                let bytes: &[u8] = map.map();
+                *pos = (*pos + n).min(bytes.len());
+                let ahead = pos.saturating_add(CACHE_AHEAD).min(bytes.len());
+                if *cached < ahead {
+                    let from = (*cached).max(*pos);
+                    crate::prefetch::bytes(bytes.get(from..ahead).unwrap_or_default());
                     *cached = ahead;
                 }
-                if *pos + POPULATE_CHUNK / 2 >= *populated {
-                    *populated = populate(map, *populated);
-                }
-                if *pos >= *released + RELEASE_EVERY + KEEP_BEHIND {
-                    let upto = (*pos - KEEP_BEHIND) / PAGE * PAGE;
-                    release(map, *released, upto);
-                    *released = upto;
-                    share.released.store(upto, Ordering::Release);
+                if *pos + POPULATE_CHUNK / 2 >= *populated
+                    || *pos >= *released + RELEASE_EVERY + KEEP_BEHIND
+                {
+                    self.map_ahead_and_release_behind();
                 }
             }
             Window::Stream {
@@ -297,6 +304,33 @@ impl Window {
                 *start += n;
                 *offset += n as u64;
             }
+        }
+    }
+
+    /// [`Window::consume`]'s page work on a mapped file, every few MiB:
+    /// fills the page tables ahead of the position and drops the pages
+    /// far behind it.
+    #[inline(never)]
+    fn map_ahead_and_release_behind(&mut self) {
+        let Window::Mapped {
+            map,
+            pos,
+            released,
+            populated,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let share = &*map.0;
+        if *pos + POPULATE_CHUNK / 2 >= *populated {
+            *populated = populate(&share.map, *populated);
+        }
+        if *pos >= *released + RELEASE_EVERY + KEEP_BEHIND {
+            let upto = (*pos - KEEP_BEHIND) / PAGE * PAGE;
+            release(&share.map, *released, upto);
+            *released = upto;
+            share.released.store(upto, Ordering::Release);
         }
     }
 }

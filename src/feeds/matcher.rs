@@ -20,6 +20,7 @@ use super::{Feeds, RuleId, RuleKind};
 use foldhash::HashMap;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -58,38 +59,79 @@ pub struct Matcher {
     /// The last two labels of every name rule (when no rule is a single
     /// label): a name whose last two labels are not here matches nothing,
     /// which one lookup of a short key tells for almost every name.
-    tails: Option<foldhash::HashSet<Box<[u8]>>>,
+    tails: Option<Tails>,
 }
 
-/// The last two labels of a name (`b.c` of `a.b.c`); None for a single
-/// label.
-fn last_two_labels(name: &[u8]) -> Option<&[u8]> {
-    let last_dot = name.iter().rposition(|&b| b == b'.')?;
+/// A set of two-label name tails, kept as seeded hashes of their lowercase
+/// text: a lookup hashes the candidate and probes for a number, with no
+/// pointer to follow and no bytes to compare. Two tails with the same hash
+/// only make a name worth the full, exact lookup; the seed is random, so
+/// no name can be crafted to collide.
+#[derive(Debug)]
+struct Tails {
+    hasher: foldhash::fast::RandomState,
+    set: foldhash::HashSet<u64>,
+}
+
+impl Tails {
+    fn new<'a>(tails: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
+        let set = tails.map(|(a, b)| tail_hash(&hasher, a, b)).collect();
+        Tails { hasher, set }
+    }
+
+    /// Whether a name whose last two labels are these (any case) may be
+    /// matched by some rule (false: surely not).
+    fn may_hold(&self, second_last: &[u8], last: &[u8]) -> bool {
+        self.set
+            .contains(&tail_hash(&self.hasher, second_last, last))
+    }
+}
+
+/// The hash of a name's last two labels, lowercased: each label's bytes
+/// are read eight at a time, lowercased in a register and hashed with its
+/// length. Nothing is copied: copying the labels into a buffer and
+/// hashing that stalled each word's load on the byte stores before it
+/// (measured: 2 % of a thread, on the path of every DNS name).
+fn tail_hash(hasher: &foldhash::fast::RandomState, second_last: &[u8], last: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    for label in [second_last, last] {
+        let mut words = label.chunks_exact(8);
+        for w in &mut words {
+            let w = w.first_chunk::<8>().copied().unwrap_or_default();
+            h.write_u64(ascii_lowercase_word(u64::from_le_bytes(w)));
+        }
+        let mut rest = 0u64;
+        for (i, &b) in words.remainder().iter().enumerate() {
+            rest |= u64::from(b) << (8 * i);
+        }
+        h.write_u64(ascii_lowercase_word(rest));
+        h.write_usize(label.len());
+    }
+    h.finish()
+}
+
+/// The eight bytes of `w` with ASCII capitals made small (the others
+/// unchanged), all at once: a byte is a capital when its low seven bits
+/// are at least `A` and below `[` and its top bit is clear; adding to the
+/// low seven bits never carries into the next byte.
+fn ascii_lowercase_word(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const TOP: u64 = 0x8080_8080_8080_8080;
+    let low = w & LOW7;
+    let from_a = low + 0x3f3f_3f3f_3f3f_3f3f; // top bit set: >= b'A' (0x41)
+    let past_z = low + 0x2525_2525_2525_2525; // top bit set: >= b'[' (0x5b)
+    let capital = from_a & !past_z & !w & TOP;
+    w | (capital >> 2)
+}
+
+/// A name's second-last and last labels (`b` and `c` of `a.b.c`); None for
+/// a single label.
+fn split_tail(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    let last_dot = memchr::memrchr(b'.', name)?;
     let head = name.get(..last_dot)?;
-    match head.iter().rposition(|&b| b == b'.') {
-        Some(dot) => name.get(dot + 1..),
-        None => Some(name),
-    }
-}
-
-/// Whether `parts`, joined and lowercased, are the last two labels of some
-/// rule (see `Matcher::tails`).
-fn is_rule_tail(tails: &foldhash::HashSet<Box<[u8]>>, parts: &[&[u8]]) -> bool {
-    // Two labels of at most 63 bytes and a dot: longer is no rule's.
-    let mut buf = [0u8; 2 * 63 + 1];
-    let mut n = 0;
-    for part in parts {
-        let Some(dst) = buf.get_mut(n..n + part.len()) else {
-            return false;
-        };
-        dst.copy_from_slice(part);
-        n += part.len();
-    }
-    let Some(key) = buf.get_mut(..n) else {
-        return false;
-    };
-    key.make_ascii_lowercase();
-    tails.contains(&*key)
+    let start = memchr::memrchr(b'.', head).map_or(0, |d| d + 1);
+    Some((head.get(start..)?, name.get(last_dot + 1..)?))
 }
 
 /// Longest name looked up (RFC 1035 limit on the text form).
@@ -172,8 +214,9 @@ impl Matcher {
         m.tails = m
             .names
             .keys()
-            .map(|n| last_two_labels(n).map(Box::from))
-            .collect();
+            .map(|n| split_tail(n))
+            .collect::<Option<Vec<_>>>()
+            .map(|tails| Tails::new(tails.into_iter()));
         m
     }
 
@@ -189,7 +232,7 @@ impl Matcher {
         let Some(tails) = &self.tails else {
             return true;
         };
-        let hit = crate::protocols::dns::name_tails(raw, |a, b| is_rule_tail(tails, &[a, b".", b]));
+        let hit = crate::protocols::dns::name_tails(raw, |a, b| tails.may_hold(a, b));
         hit.unwrap_or(true)
     }
 
@@ -200,8 +243,8 @@ impl Matcher {
             return None;
         }
         if let Some(tails) = &self.tails {
-            let tail = last_two_labels(name.as_bytes())?;
-            if !is_rule_tail(tails, &[tail]) {
+            let (a, b) = split_tail(name.as_bytes())?;
+            if !tails.may_hold(a, b) {
                 return None;
             }
         }
@@ -548,6 +591,38 @@ mod tests {
         let tld = Matcher::new(&feeds(&[(RuleKind::Suffix, "ru")]));
         assert!(tld.tails.is_none());
         assert!(tld.name("update.example.ru").is_some());
+    }
+
+    #[test]
+    fn a_word_is_lowercased_as_its_bytes_are() {
+        // Every byte value in every position, next to neighbours that sit
+        // on the capital range's edges (a carry would show there).
+        for b in 0..=255u8 {
+            for (at, fill) in (0..8).zip([b'@', b'A', b'Z', b'[', 0x7f, 0x80, 0xc1, 0xff]) {
+                let mut bytes = [fill; 8];
+                bytes[at] = b;
+                let want = bytes.map(|x| x.to_ascii_lowercase());
+                let got = ascii_lowercase_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(got, want, "{bytes:x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_name_prefilter_ignores_case_across_words() {
+        let m = Matcher::new(&feeds(&[(
+            RuleKind::Suffix,
+            "downloads-kaspersky-labs.example",
+        )]));
+        assert!(m.tails.is_some());
+        for n in [
+            "x.downloads-kaspersky-labs.example",
+            "X.DOWNLOADS-KASPERSKY-LABS.EXAMPLE",
+            "x.Downloads-Kaspersky-Labs.Example.",
+        ] {
+            assert_eq!(m.name(n).map(|x| x.rule), Some(0), "{n}");
+        }
+        assert!(m.name("x.downloads-kaspersky-labz.example").is_none());
     }
 
     #[test]
