@@ -406,9 +406,7 @@ fn wire_name_tail(buf: &[u8], pos: usize) -> Option<(usize, Tail<'_>)> {
 /// dot and backslash, which would change the name's meaning) as `\DDD`, so a
 /// hostile name can never carry control characters into a log or terminal.
 fn push_label(out: &mut Vec<u8>, label: &[u8]) {
-    super::push_escaped_bytes(out, label, |b| {
-        b.is_ascii_graphic() && b != b'.' && b != b'\\'
-    });
+    super::push_escaped_bytes(out, label, &super::LABEL_KEPT);
 }
 
 /// Whether payloads on `port` are tried as DNS (DNS, mDNS, LLMNR).
