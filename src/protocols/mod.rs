@@ -64,6 +64,7 @@ const fn kept(except: &[u8], space: bool) -> Kept {
 /// other byte as `\\DDD` (decimal, the RFC 1035 master-file form). Every
 /// table keeps ASCII only, so what is appended is ASCII (valid UTF-8).
 /// Runs of kept bytes are copied at once: names are almost always clean.
+#[inline]
 pub(crate) fn push_escaped_bytes(out: &mut Vec<u8>, raw: &[u8], keep: &Kept) {
     let mut rest = raw;
     loop {
