@@ -58,12 +58,10 @@ pub(super) fn ethernet(mut ctx: Ctx, f: &[u8], off: usize) -> Decoded<'_> {
     let Some(etype) = be16(f, 12) else {
         return short(Layer::Link, off, 14, f.len());
     };
-    if ctx.link.src_mac.is_none()
-        && let Some(mac) = f.get(6..12)
+    if ctx.link.src_mac().is_none()
+        && let Some(&mac) = f.get(6..12).and_then(|m| m.first_chunk::<6>())
     {
-        let mut m = [0u8; 6];
-        m.copy_from_slice(mac);
-        ctx.link.src_mac = Some(m);
+        ctx.link = ctx.link.with_src_mac(mac);
     }
     by_ethertype(ctx, etype, &f[14..], off + 14)
 }
@@ -91,7 +89,7 @@ pub(super) fn by_ethertype(
                         off,
                     ));
                 }
-                ctx.link.vlan = Some(tci & 0x0fff);
+                ctx.link = ctx.link.with_vlan(tci);
                 etype = next;
                 p = &p[4..];
                 off += 4;

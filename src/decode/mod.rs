@@ -90,13 +90,53 @@ pub enum Transport<'a> {
     Other(u8),
 }
 
-/// Link-layer facts about the sending host, when the link type has them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkInfo {
+/// Link-layer facts about the sending host, when the link type has them:
+/// the innermost 802.1Q VLAN id and the Ethernet source address, packed in
+/// one word. It travels with every packet through the pipeline, and as a
+/// struct of a 2-byte option and a 7-byte one it was copied in odd pieces
+/// whose reloads stalled on the stores before them (measured: the largest
+/// cost in a worker's batch loop).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkInfo(u64);
+
+impl LinkInfo {
+    const MAC: u64 = (1 << 48) - 1;
+    const MAC_SET: u64 = 1 << 63;
+    const VLAN_SHIFT: u32 = 48;
+    const VLAN_SET: u64 = 1 << 62;
+
     /// The innermost 802.1Q VLAN id.
-    pub vlan: Option<u16>,
+    pub fn vlan(self) -> Option<u16> {
+        (self.0 & Self::VLAN_SET != 0).then_some(((self.0 >> Self::VLAN_SHIFT) & 0x0fff) as u16)
+    }
+
     /// The Ethernet source address.
-    pub src_mac: Option<[u8; 6]>,
+    pub fn src_mac(self) -> Option<[u8; 6]> {
+        let [_, _, a, b, c, d, e, f] = (self.0 & Self::MAC).to_be_bytes();
+        (self.0 & Self::MAC_SET != 0).then_some([a, b, c, d, e, f])
+    }
+
+    /// These facts with VLAN id `id` (its low 12 bits).
+    pub fn with_vlan(self, id: u16) -> Self {
+        let vlan = u64::from(id & 0x0fff) << Self::VLAN_SHIFT;
+        LinkInfo(self.0 & !(0x0fff << Self::VLAN_SHIFT) | vlan | Self::VLAN_SET)
+    }
+
+    /// These facts with source address `mac`.
+    pub fn with_src_mac(self, mac: [u8; 6]) -> Self {
+        let [a, b, c, d, e, f] = mac;
+        let mac = u64::from_be_bytes([0, 0, a, b, c, d, e, f]);
+        LinkInfo(self.0 & !Self::MAC | mac | Self::MAC_SET)
+    }
+}
+
+impl std::fmt::Debug for LinkInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkInfo")
+            .field("vlan", &self.vlan())
+            .field("src_mac", &self.src_mac())
+            .finish()
+    }
 }
 
 /// A decoded IP packet.
@@ -172,4 +212,26 @@ pub fn decode_reassembled<'a>(
         false,
         0,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinkInfo;
+
+    #[test]
+    fn link_facts_pack_and_unpack_unchanged() {
+        let none = LinkInfo::default();
+        assert_eq!((none.vlan(), none.src_mac()), (None, None));
+        for mac in [[0; 6], [0xff; 6], [2, 0, 10, 20, 0, 5]] {
+            for vlan in [0, 1, 0x0fff] {
+                let l = none.with_src_mac(mac).with_vlan(vlan);
+                assert_eq!((l.vlan(), l.src_mac()), (Some(vlan), Some(mac)));
+                // Set in the other order, and overwritten.
+                let m = none.with_vlan(0x0abc).with_vlan(vlan).with_src_mac([9; 6]);
+                assert_eq!(m.with_src_mac(mac), l);
+            }
+        }
+        // A tag's priority bits are not part of the id.
+        assert_eq!(none.with_vlan(0xe00a).vlan(), Some(0x00a));
+    }
 }

@@ -509,7 +509,7 @@ impl Analysis {
             sport: src.port,
             dport: dst.port,
             transport: ctx.transport,
-            vlan: ctx.link.vlan,
+            vlan: ctx.link.vlan(),
             kind,
             matched,
         });

@@ -568,11 +568,11 @@ impl HostTable {
 
     fn set_link(&mut self, ip: IpAddr, link: crate::decode::LinkInfo) {
         if let Some(h) = self.hosts.get_mut(&ip) {
-            if link.vlan.is_some() {
-                h.vlan = link.vlan;
+            if link.vlan().is_some() {
+                h.vlan = link.vlan();
             }
-            if link.src_mac.is_some() {
-                h.mac = link.src_mac;
+            if link.src_mac().is_some() {
+                h.mac = link.src_mac();
             }
         }
     }

@@ -308,79 +308,93 @@ impl Batch {
 
     /// The packets, in the order they were added.
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
-        self.items.iter().map(|it| {
-            let data = if it.mapped {
-                self.map.as_ref().and_then(|m| m.get(it.start..it.end))
-            } else {
-                self.bytes.get(it.start..it.end)
-            }
-            .unwrap_or_default();
-            match it.kind {
-                Kind::Packet {
+        self.items.iter().map(|it| self.entry(it))
+    }
+
+    /// Hands each packet to `f`, in the order they were added: built once
+    /// in place and lent, where [`Batch::entries`] moves each entry out of
+    /// the iterator and into the caller's variables, copies whose odd-sized
+    /// pieces (addresses) reload right after their stores and stall on them.
+    #[inline]
+    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry<'_>)) {
+        for it in &self.items {
+            f(&self.entry(it));
+        }
+    }
+
+    #[inline(always)]
+    fn entry(&self, it: &Item) -> Entry<'_> {
+        let data = if it.mapped {
+            self.map.as_ref().and_then(|m| m.get(it.start..it.end))
+        } else {
+            self.bytes.get(it.start..it.end)
+        }
+        .unwrap_or_default();
+        match it.kind {
+            Kind::Packet {
+                link,
+                src,
+                dst,
+                header,
+                truncated,
+                caplen,
+                orig_len,
+            } => {
+                let transport = match header {
+                    Header::Tcp {
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        wire_len,
+                    } => Transport::Tcp(TcpSegment {
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        payload: data,
+                        wire_len,
+                    }),
+                    Header::Udp { sport, dport } => Transport::Udp(UdpDatagram {
+                        sport,
+                        dport,
+                        payload: data,
+                    }),
+                };
+                let packet = Packet {
                     link,
                     src,
                     dst,
-                    header,
+                    transport,
                     truncated,
+                };
+                let facts = FrameFacts {
+                    ts: it.ts,
                     caplen,
                     orig_len,
-                } => {
-                    let transport = match header {
-                        Header::Tcp {
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            wire_len,
-                        } => Transport::Tcp(TcpSegment {
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            payload: data,
-                            wire_len,
-                        }),
-                        Header::Udp { sport, dport } => Transport::Udp(UdpDatagram {
-                            sport,
-                            dport,
-                            payload: data,
-                        }),
-                    };
-                    let packet = Packet {
-                        link,
-                        src,
-                        dst,
-                        transport,
-                        truncated,
-                    };
-                    let facts = FrameFacts {
-                        ts: it.ts,
-                        caplen,
-                        orig_len,
-                    };
-                    Entry::Packet(packet, facts, it.clock, it.role)
-                }
-                Kind::Datagram {
+                };
+                Entry::Packet(packet, facts, it.clock, it.role)
+            }
+            Kind::Datagram {
+                link,
+                src,
+                dst,
+                proto,
+            } => Entry::Datagram(
+                Reassembled {
                     link,
                     src,
                     dst,
                     proto,
-                } => Entry::Datagram(
-                    Reassembled {
-                        link,
-                        src,
-                        dst,
-                        proto,
-                        payload: data,
-                    },
-                    it.ts,
-                    it.clock,
-                    it.role,
-                ),
-            }
-        })
+                    payload: data,
+                },
+                it.ts,
+                it.clock,
+                it.role,
+            ),
+        }
     }
 }
 

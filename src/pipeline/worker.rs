@@ -130,12 +130,10 @@ impl Worker {
 
     /// Analyses a batch and hands over what it produced.
     pub(crate) fn run_batch(&mut self, batch: &super::Batch) {
-        for entry in batch.entries() {
-            match entry {
-                Entry::Packet(p, f, clock, role) => self.packet(&p, f, clock, role),
-                Entry::Datagram(d, ts, clock, role) => self.datagram(&d, ts, clock, role),
-            }
-        }
+        batch.for_each_entry(|entry| match entry {
+            Entry::Packet(p, f, clock, role) => self.packet(p, *f, *clock, *role),
+            Entry::Datagram(d, ts, clock, role) => self.datagram(d, *ts, *clock, *role),
+        });
         self.hand_over();
     }
 
