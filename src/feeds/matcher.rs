@@ -58,7 +58,8 @@ pub struct Matcher {
     labels: (usize, usize),
     /// The last two labels of every name rule (when no rule is a single
     /// label): a name whose last two labels are not here matches nothing,
-    /// which one lookup of a short key tells for almost every name.
+    /// which one lookup of a hash of those labels tells for almost every
+    /// name.
     tails: Option<Tails>,
 }
 
