@@ -376,7 +376,8 @@ pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Op
         pos = next.checked_add(4).filter(|&p| p <= buf.len())?;
     }
     for _ in 0..usize::from(an).min(MAX_ANSWERS) {
-        let (next, _) = wire_name_tail(buf, pos)?;
+        // An owner's name is never matched: only where it ends matters.
+        let next = skip_name(buf, pos)?;
         let rtype = be16(buf, next)?;
         let rdlen = usize::from(be16(buf, next + 8)?);
         let rdata = next + 10;
@@ -386,6 +387,24 @@ pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Op
         pos = rdata.checked_add(rdlen).filter(|&p| p <= buf.len())?;
     }
     Some(false)
+}
+
+/// Where the record goes on after the name at `pos`, without following its
+/// pointer (the same position [`walk_name`] returns: after the first
+/// pointer, or after the name); `None` where `walk_name` gives up (past the
+/// end of the message, a reserved label type). An answer's owner is
+/// usually a pointer back to the question, which `walk_name` would walk
+/// again in full.
+fn skip_name(buf: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = u8_at(buf, pos)?;
+        match len >> 6 {
+            0 if len == 0 => return Some(pos + 1),
+            0 => pos += 1 + usize::from(len),
+            3 => return be16(buf, pos).map(|_| pos + 2),
+            _ => return None,
+        }
+    }
 }
 
 /// A name's second-last and last labels, as far as it has them.
@@ -426,6 +445,35 @@ pub fn plausible(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipping_a_name_ends_where_walking_it_does() {
+        let mut long = Vec::new();
+        for _ in 0..6 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.push(0);
+        let header = [0u8; 12];
+        for name in [
+            &b"\x03www\x07example\x03com\x00"[..],
+            b"\x03www\xc0\x0c",
+            b"\xc0\x0c",
+            b"\xc0\x63",
+            &long,
+            b"\x03www\x07exam",
+            b"\x03www\x80",
+            b"\x03www\xc0",
+            b"",
+        ] {
+            let mut msg = header.to_vec();
+            msg.extend_from_slice(b"\x01a\x00");
+            msg.extend_from_slice(name);
+            let mut anomalies = Anomalies::default();
+            let walked = walk_name(&msg, 15, &mut anomalies, |_| {});
+            assert_eq!(skip_name(&msg, 15), walked, "{name:02x?}");
+        }
+    }
 
     /// A response for www.example.com: CNAME to example.com (compressed), then
     /// an A record. Offsets: question name at 12.
