@@ -19,6 +19,15 @@ pub fn element<T>(slice: &[T], i: usize) {
     }
 }
 
+/// Starts loading the first cache line of `slice[i]` (for elements whose
+/// hot fields come first); does nothing if `i` is out of bounds.
+#[inline(always)]
+pub fn head<T>(slice: &[T], i: usize) {
+    if let Some(e) = slice.get(i) {
+        line(std::ptr::from_ref(e).cast());
+    }
+}
+
 /// Starts loading every cache line of `bytes`.
 #[inline(always)]
 pub fn bytes(bytes: &[u8]) {

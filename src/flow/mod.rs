@@ -108,8 +108,14 @@ fn tuple_hash(hasher: &foldhash::fast::RandomState, proto: u8, a: Endpoint, b: E
 /// end in [`FlowTable::finish_ended`].
 const DETACHED: u8 = 0b1000;
 
-/// One conversation.
+/// One conversation. The fields a lookup compares, the timeout check reads
+/// and a flow's end needs (endpoints, protocol, close flags, hash, last
+/// packet time) come first and fill one cache line, and a flow starts on a
+/// line: a packet's lookup and the check of a flow whose timer is due
+/// touch one line of it, not the two or three they straddled when the
+/// compiler chose the order.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Flow<T> {
     /// The initiator.
     pub client: Endpoint,
@@ -117,12 +123,16 @@ pub struct Flow<T> {
     pub server: Endpoint,
     /// IP protocol (TCP or UDP).
     pub proto: u8,
-    /// VLAN and MAC seen on the client's packets.
-    pub link: LinkInfo,
-    /// First packet.
-    pub first_ts: Timestamp,
+    /// FIN seen per direction; RST; [`DETACHED`].
+    closed: u8,
+    /// Its tuple's hash in the table's index.
+    hash: u64,
     /// Last packet.
     pub last_ts: Timestamp,
+    /// First packet.
+    pub first_ts: Timestamp,
+    /// VLAN and MAC seen on the client's packets.
+    pub link: LinkInfo,
     /// Packets per direction ([`Dir`] as index).
     pub packets: [u64; 2],
     /// Bytes on the wire per direction.
@@ -134,10 +144,6 @@ pub struct Flow<T> {
     /// QUIC ClientHello reassembly, for UDP flows (empty unless a hello
     /// spans datagrams).
     pub quic: quic::QuicState,
-    /// FIN seen per direction; RST; [`DETACHED`].
-    closed: u8,
-    /// Its tuple's hash in the table's index.
-    hash: u64,
     /// The analysis stage's data about this flow.
     pub user: T,
 }
@@ -380,7 +386,7 @@ impl<T: Default> FlowTable<T> {
         for chunk in due.chunks(DUE_BATCH) {
             // Start loading every slot before looking at the first.
             for &i in chunk {
-                crate::prefetch::element(&self.slots, i as usize);
+                crate::prefetch::head(&self.slots, i as usize);
             }
             for &i in chunk {
                 let deadline = match self.slots.get(i as usize).and_then(|s| s.as_ref()) {
@@ -842,6 +848,28 @@ mod tests {
             addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
             port,
         }
+    }
+
+    #[test]
+    fn a_flows_hot_fields_share_its_first_cache_line() {
+        use std::mem::{align_of, offset_of, size_of};
+        type F = Flow<crate::hosts::FlowNote>;
+        assert_eq!(align_of::<F>(), 64);
+        assert_eq!(
+            size_of::<Option<F>>(),
+            size_of::<F>(),
+            "no tag beside the slot"
+        );
+        assert!(size_of::<F>() <= 256, "{} B", size_of::<F>());
+        let ends = [
+            offset_of!(F, client) + size_of::<Endpoint>(),
+            offset_of!(F, server) + size_of::<Endpoint>(),
+            offset_of!(F, proto) + 1,
+            offset_of!(F, closed) + 1,
+            offset_of!(F, hash) + 8,
+            offset_of!(F, last_ts) + size_of::<Timestamp>(),
+        ];
+        assert!(ends.iter().all(|&e| e <= 64), "{ends:?}");
     }
 
     #[test]
