@@ -259,16 +259,6 @@ impl AppStream {
             self.stop();
             return;
         }
-        if self.buf.capacity() == 0 && self.state == State::Tls {
-            // A ClientHello's first segment says how long its record is:
-            // room for the record at once, so that the next segment is not
-            // a reallocation and a third copy. At most twice what is kept
-            // (capacity counts against the reassembly budget, and a record
-            // header costs a flood nothing to claim).
-            let record = tls::record_len(rest).unwrap_or(0);
-            self.buf
-                .reserve_exact(record.min(2 * rest.len()).min(self.cap()));
-        }
         self.buf.extend_from_slice(rest);
     }
 

@@ -100,17 +100,6 @@ pub fn starts_client_hello(prefix: &[u8]) -> Option<bool> {
     }
 }
 
-/// The length, header included, of the handshake record `stream` starts
-/// with (as its header claims).
-pub fn record_len(stream: &[u8]) -> Option<usize> {
-    match stream {
-        [CONTENT_HANDSHAKE, _, _, hi, lo, ..] => {
-            Some(5 + usize::from(u16::from_be_bytes([*hi, *lo])))
-        }
-        _ => None,
-    }
-}
-
 /// Reassembles the first handshake message from the records at the start of
 /// `stream`. Uses `scratch` (cleared first) when the message spans records.
 pub fn assemble<'a>(stream: &'a [u8], scratch: &'a mut Vec<u8>) -> Assembly<'a> {
