@@ -104,7 +104,7 @@ pub struct FrameFacts {
 
 /// A packet read back from a batch, with the input's clock when it was
 /// read (the latest time of any packet so far, for every worker's timeouts).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Entry<'a> {
     /// A captured frame, decoded.
     Packet(Packet<'a>, FrameFacts, Timestamp, Role),
@@ -306,17 +306,12 @@ impl Batch {
         self.push(ts, clock, role, (d.payload, None), kind);
     }
 
-    /// The packets, in the order they were added.
-    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
-        self.items.iter().map(|it| self.entry(it))
-    }
-
     /// Hands each packet to `f`, in the order they were added: built once
-    /// in place and lent, where [`Batch::entries`] moves each entry out of
-    /// the iterator and into the caller's variables, copies whose odd-sized
-    /// pieces (addresses) reload right after their stores and stall on them.
+    /// in place and lent. (An iterator moved each entry out and into the
+    /// caller's variables, copies whose odd-sized pieces, the addresses,
+    /// reloaded right after their stores and stalled on them.)
     #[inline]
-    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry<'_>)) {
+    pub fn for_each_entry<'a>(&'a self, mut f: impl FnMut(&Entry<'a>)) {
         for it in &self.items {
             f(&self.entry(it));
         }
@@ -443,7 +438,8 @@ mod tests {
             payload: b"defgh",
         };
         b.push_datagram(&d, Timestamp(7), Timestamp(9), Role::DnsAnswer);
-        let got: Vec<_> = b.entries().collect();
+        let mut got = Vec::new();
+        b.for_each_entry(|e| got.push(*e));
         assert!(matches!(&got[0], Entry::Packet(p, f, _, Role::Home)
             if matches!(p.transport, Transport::Udp(u) if u.payload == b"abc" && u.dport == 53)
                 && f.orig_len == 60 && f.caplen == 45));
@@ -456,15 +452,17 @@ mod tests {
     }
 
     fn payloads(b: &Batch) -> Vec<Vec<u8>> {
-        b.entries()
-            .map(|e| match e {
+        let mut out = Vec::new();
+        b.for_each_entry(|e| {
+            out.push(match e {
                 Entry::Packet(p, ..) => match p.transport {
                     Transport::Udp(u) => u.payload.to_vec(),
                     _ => panic!("udp"),
                 },
                 Entry::Datagram(r, ..) => r.payload.to_vec(),
             })
-            .collect()
+        });
+        out
     }
 
     #[test]

@@ -143,7 +143,7 @@ mod tests {
                     };
                     let b = out.last_mut().unwrap();
                     b.push_packet(&p, facts, f.ts, Role::Home, None);
-                    if b.entries().count() == 16 {
+                    if b.home_len() == 16 {
                         out.push(Batch::new());
                     }
                 }

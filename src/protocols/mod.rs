@@ -37,9 +37,9 @@ fn escape(raw: &[u8], out: &mut String, spaces: bool) {
 pub(crate) type Kept = [bool; 256];
 
 /// ASCII graphic characters but the backslash (which starts an escape).
-pub(crate) const NAME_KEPT: Kept = kept(b"\\", false);
+const NAME_KEPT: Kept = kept(b"\\", false);
 /// [`NAME_KEPT`] and the space: free text such as a User-Agent.
-pub(crate) const TEXT_KEPT: Kept = kept(b"\\", true);
+const TEXT_KEPT: Kept = kept(b"\\", true);
 /// [`NAME_KEPT`] but the dot: one DNS label, whose dots would change the
 /// name's meaning.
 pub(crate) const LABEL_KEPT: Kept = kept(b"\\.", false);
