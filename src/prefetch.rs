@@ -19,12 +19,17 @@ pub fn element<T>(slice: &[T], i: usize) {
     }
 }
 
-/// Starts loading the first cache line of `slice[i]` (for elements whose
-/// hot fields come first); does nothing if `i` is out of bounds.
+/// Starts loading the first `n` cache lines of `slice[i]`; does nothing if
+/// `i` is out of bounds.
 #[inline(always)]
-pub fn head<T>(slice: &[T], i: usize) {
+pub fn lines<T>(slice: &[T], i: usize, n: usize) {
     if let Some(e) = slice.get(i) {
-        line(std::ptr::from_ref(e).cast());
+        let start = std::ptr::from_ref(e).cast::<u8>();
+        let mut off = 0;
+        while off < std::mem::size_of::<T>().min(n * 64) {
+            line(start.wrapping_add(off));
+            off += 64;
+        }
     }
 }
 

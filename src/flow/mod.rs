@@ -87,6 +87,10 @@ pub(crate) fn addr_bits(a: IpAddr) -> u128 {
 /// looked at (their cache misses overlap instead of queueing).
 const DUE_BATCH: usize = 16;
 
+/// How many ended flows ahead of the one being finished are loaded (each
+/// end reads all of a flow, far apart in the table).
+const END_AHEAD: usize = 8;
+
 /// Slots a flow table has room for before it reserves its cap (see
 /// `FlowTable::grow_slots`).
 const FIRST_SLOTS: usize = 4096;
@@ -111,6 +115,14 @@ fn tuple_hash(hasher: &foldhash::fast::RandomState, proto: u8, a: Endpoint, b: E
 /// A flag of [`Flow::closed`]: the flow has left the index and awaits its
 /// end in [`FlowTable::finish_ended`].
 const DETACHED: u8 = 0b1000;
+
+/// A flag of [`Flow::closed`]: the slot holds no conversation (always set
+/// with [`DETACHED`], so that whatever skips detached flows skips it too).
+/// Kept in the flow's first cache line rather than as an `Option` around
+/// it: the option's tag would sit in a niche the compiler picks (the
+/// user data's, on the third line), and every lookup and timer check read
+/// that line as well.
+const VACANT: u8 = 0b1_0000;
 
 /// One conversation. The fields a lookup compares, the timeout check reads
 /// and a flow's end needs (endpoints, protocol, close flags, hash, last
@@ -152,10 +164,43 @@ pub struct Flow<T> {
     pub user: T,
 }
 
+impl<T: Default> Flow<T> {
+    /// What a free slot holds.
+    fn vacant() -> Self {
+        let nobody = Endpoint {
+            addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 0,
+        };
+        Flow {
+            client: nobody,
+            server: nobody,
+            proto: 0,
+            closed: VACANT | DETACHED,
+            hash: 0,
+            last_ts: Timestamp(0),
+            first_ts: Timestamp(0),
+            link: LinkInfo::default(),
+            packets: [0, 0],
+            bytes: [0, 0],
+            tcp: None,
+            pipeline: Pipeline::default(),
+            quic: quic::QuicState::default(),
+            user: T::default(),
+        }
+    }
+}
+
 impl<T> Flow<T> {
+    /// Whether the slot holds a conversation (ended or not).
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.closed & VACANT == 0
+    }
+
     /// Whether this is the conversation of a packet from `src` to `dst`.
     fn is(&self, proto: u8, src: &Endpoint, dst: &Endpoint) -> bool {
-        self.proto == proto
+        self.is_live()
+            && self.proto == proto
             && ((self.client == *src && self.server == *dst)
                 || (self.client == *dst && self.server == *src))
     }
@@ -199,10 +244,10 @@ impl<T> Flow<T> {
 /// The endpoints and protocol of the flow in `slot`: the last key of the
 /// order in which flows end (see [`FlowTable::finish_ended`]), looked at
 /// only to break a tie.
-fn tuple_of<T>(slots: &[Option<Flow<T>>], slot: u32) -> Option<(Endpoint, Endpoint, u8)> {
+fn tuple_of<T>(slots: &[Flow<T>], slot: u32) -> Option<(Endpoint, Endpoint, u8)> {
     slots
         .get(slot as usize)
-        .and_then(|s| s.as_ref())
+        .filter(|f| f.is_live())
         .map(|f| (f.client, f.server, f.proto))
 }
 
@@ -263,7 +308,8 @@ pub struct FlowTable<T> {
     /// Slot numbers, by [`tuple_hash`] (equality is checked on the slot).
     index: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
-    slots: Vec<Option<Flow<T>>>,
+    /// The conversations; a free slot holds a vacant flow ([`VACANT`]).
+    slots: Vec<Flow<T>>,
     /// The flows by the second of their deadline.
     wheel: Wheel,
     /// Slots whose bucket came due, being looked at (kept for its memory).
@@ -390,10 +436,11 @@ impl<T: Default> FlowTable<T> {
         for chunk in due.chunks(DUE_BATCH) {
             // Start loading every slot before looking at the first.
             for &i in chunk {
-                crate::prefetch::head(&self.slots, i as usize);
+                // Its first line, and the second for an end's start time.
+                crate::prefetch::lines(&self.slots, i as usize, 2);
             }
             for &i in chunk {
-                let deadline = match self.slots.get(i as usize).and_then(|s| s.as_ref()) {
+                let deadline = match self.slots.get(i as usize) {
                     Some(f) if f.closed & DETACHED == 0 => f.deadline(&self.limits),
                     _ => continue,
                 };
@@ -411,7 +458,7 @@ impl<T: Default> FlowTable<T> {
 
     /// Visits every flow tracked (e.g. to translate ids after a feed reload).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Flow<T>)) {
-        for flow in self.slots.iter_mut().flatten() {
+        for flow in self.slots.iter_mut().filter(|f| f.is_live()) {
             f(flow);
         }
     }
@@ -438,13 +485,13 @@ impl<T: Default> FlowTable<T> {
 
     /// The flow in a slot.
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow<T>> {
-        self.slots.get_mut(slot).and_then(|s| s.as_mut())
+        self.slots.get_mut(slot).filter(|f| f.is_live())
     }
 
     /// The flow in a slot, and the stream states kept for reuse (for
     /// [`TcpState::take_segment`]).
     pub fn get_with_spare(&mut self, slot: usize) -> Option<(&mut Flow<T>, &mut Vec<Streams>)> {
-        let flow = self.slots.get_mut(slot).and_then(|s| s.as_mut())?;
+        let flow = self.slots.get_mut(slot).filter(|f| f.is_live())?;
         Some((flow, &mut self.spare_tcp))
     }
 
@@ -473,7 +520,6 @@ impl<T: Default> FlowTable<T> {
         let found = self.index.find(hash, |&i| {
             slots
                 .get(i as usize)
-                .and_then(|s| s.as_ref())
                 .is_some_and(|f| f.is(proto, &src, &dst))
         });
         if let Some(&i) = found {
@@ -482,7 +528,7 @@ impl<T: Default> FlowTable<T> {
             let (closed, deadline) = self
                 .slots
                 .get(i)
-                .and_then(|s| s.as_ref())
+                .filter(|f| f.is_live())
                 .map_or((false, i64::MAX), |f| (f.is_closed(), f.deadline(&limits)));
             let idle = clock.0 > deadline;
             // A SYN on a closed connection's tuple starts a new one; so does
@@ -553,26 +599,28 @@ impl<T: Default> FlowTable<T> {
         }
         let i = match reuse {
             Some(i) => {
-                self.slots[i as usize] = Some(flow);
+                self.slots[i as usize] = flow;
                 i as usize
             }
             None => {
                 if self.slots.len() == self.slots.capacity() {
                     self.grow_slots();
                 }
-                self.slots.push(Some(flow));
+                self.slots.push(flow);
                 self.slots.len() - 1
             }
         };
         self.wheel.file(i as u32, deadline, clock.0);
         let slots = &self.slots;
         self.index.insert_unique(hash, i as u32, |&j| {
-            slots
-                .get(j as usize)
-                .and_then(|s| s.as_ref())
-                .map_or(0, |f| f.hash)
+            slots.get(j as usize).map_or(0, |f| f.hash)
         });
         self.stats.created += 1;
+        // The next new flow goes to the top free slot: start loading it now
+        // (writing it drops the vacant flow there, which reads it).
+        if let Some(&next) = self.free.last() {
+            crate::prefetch::element(&self.slots, next as usize);
+        }
         Slot::New(i, dir)
     }
 
@@ -587,7 +635,7 @@ impl<T: Default> FlowTable<T> {
         link: LinkInfo,
     ) {
         let limits = self.limits;
-        if let Some(f) = self.slots.get_mut(slot).and_then(|s| s.as_mut()) {
+        if let Some(f) = self.slots.get_mut(slot).filter(|f| f.is_live()) {
             f.last_ts = f.last_ts.max(now);
             f.packets[dir as usize] += 1;
             f.bytes[dir as usize] += u64::from(wire_len);
@@ -618,7 +666,7 @@ impl<T: Default> FlowTable<T> {
     /// (as having ended `at`, see [`Ended`]); false if there is none, or it
     /// is queued already.
     fn detach(&mut self, slot: usize, at: i64) -> bool {
-        let Some(flow) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(flow) = self.slots.get_mut(slot) else {
             return false;
         };
         if flow.closed & DETACHED != 0 {
@@ -657,20 +705,22 @@ impl<T: Default> FlowTable<T> {
                 .cmp(&(b.at, b.first_ts))
                 .then_with(|| tuple_of(slots, a.slot).cmp(&tuple_of(slots, b.slot)))
         });
-        for &Ended { slot, .. } in &self.ended {
-            let Some(entry) = self.slots.get_mut(slot as usize) else {
+        for (k, &Ended { slot, .. }) in self.ended.iter().enumerate() {
+            // Ending a flow reads all of it: start loading one a few ahead.
+            if let Some(ahead) = self.ended.get(k + END_AHEAD) {
+                crate::prefetch::element(&self.slots, ahead.slot as usize);
+            }
+            let Some(flow) = self.slots.get_mut(slot as usize).filter(|f| f.is_live()) else {
                 continue;
             };
-            if let Some(flow) = entry.as_mut() {
-                end(flow);
-                // Its stream state's memory goes to the next connection.
-                if let Some(TcpState::Streams(streams)) = flow.tcp.take()
-                    && self.spare_tcp.len() < SPARE_TCP
-                {
-                    self.spare_tcp.push(streams);
-                }
+            end(flow);
+            // Its stream state's memory goes to the next connection.
+            if let Some(TcpState::Streams(streams)) = flow.tcp.take()
+                && self.spare_tcp.len() < SPARE_TCP
+            {
+                self.spare_tcp.push(streams);
             }
-            *entry = None;
+            *flow = Flow::vacant();
             self.free.push(slot);
         }
         self.ended.clear();
@@ -723,7 +773,7 @@ impl<T: Default> FlowTable<T> {
             left -= 1;
             self.evict_at = next_slot(self.evict_at, len);
             let i = self.evict_at;
-            let Some(f) = self.slots[i].as_ref().filter(|f| f.closed & DETACHED == 0) else {
+            let Some(f) = self.slots.get(i).filter(|f| f.closed & DETACHED == 0) else {
                 continue;
             };
             let rank = if now.secs_since(f.last_ts) > (f.idle_limit(&self.limits) / 10) as f64 {
@@ -763,7 +813,7 @@ impl<T: Default> FlowTable<T> {
         for _ in 0..EVICT_SAMPLE.min(len) {
             self.stream_evict_at = next_slot(self.stream_evict_at, len);
             let i = self.stream_evict_at;
-            let Some(f) = self.slots.get(i).and_then(|s| s.as_ref()) else {
+            let Some(f) = self.slots.get(i).filter(|f| f.is_live()) else {
                 continue;
             };
             if i != except && f.buffered() > 0 && oldest.is_none_or(|(t, _)| f.last_ts < t) {
@@ -832,11 +882,8 @@ impl<T: Default> FlowTable<T> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|f| f.closed & DETACHED == 0)
-                    .map(|f| (f.first_ts, i as u32))
-            })
+            .filter(|(_, f)| f.closed & DETACHED == 0)
+            .map(|(i, f)| (f.first_ts, i as u32))
             .collect();
         // Sorted by the start kept alongside: a flow is looked at again only
         // to break a tie (a million flows sort without a million misses).
@@ -883,11 +930,6 @@ mod tests {
         use std::mem::{align_of, offset_of, size_of};
         type F = Flow<crate::hosts::FlowNote>;
         assert_eq!(align_of::<F>(), 64);
-        assert_eq!(
-            size_of::<Option<F>>(),
-            size_of::<F>(),
-            "no tag beside the slot"
-        );
         assert!(size_of::<F>() <= 256, "{} B", size_of::<F>());
         let ends = [
             offset_of!(F, client) + size_of::<Endpoint>(),
