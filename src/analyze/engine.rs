@@ -429,7 +429,6 @@ impl Engine {
         events: &mut dyn EventSink,
     ) {
         let info = packet_info(p, ipproto::UDP, udp.sport, udp.dport, 0);
-        let (src, dst) = (info.src, info.dst);
         let Engine {
             flows,
             analysis,
@@ -460,6 +459,7 @@ impl Engine {
             Slot::Full => {
                 // No room to track the conversation: parse DNS and
                 // single-datagram QUIC ClientHellos statelessly.
+                let (src, dst) = (info.src, info.dst);
                 let (client, server, dir) = match udp_initiator(udp.payload, udp.sport, udp.dport) {
                     Initiator::Sender => (src, dst, Dir::ToServer),
                     Initiator::Receiver => (dst, src, Dir::ToClient),

@@ -102,7 +102,7 @@ fn next_slot(i: usize, len: usize) -> usize {
 }
 
 /// The keyed hash of a conversation, the same for both directions.
-fn tuple_hash(hasher: &foldhash::fast::RandomState, proto: u8, a: Endpoint, b: Endpoint) -> u64 {
+fn tuple_hash(hasher: &foldhash::fast::RandomState, proto: u8, a: &Endpoint, b: &Endpoint) -> u64 {
     let (a, b) = ((addr_bits(a.addr), a.port), (addr_bits(b.addr), b.port));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h = hasher.build_hasher();
@@ -506,10 +506,13 @@ impl<T: Default> FlowTable<T> {
         pkt: &PacketInfo,
         initiator: impl FnOnce() -> Initiator,
     ) -> Slot {
+        // By reference: a copy of the endpoints here read the packet's
+        // just-written addresses at other offsets than they were written
+        // (a stalled store forward on every packet).
         let PacketInfo {
             proto,
-            src,
-            dst,
+            ref src,
+            ref dst,
             tcp_flags,
             link,
         } = *pkt;
@@ -520,7 +523,7 @@ impl<T: Default> FlowTable<T> {
         let found = self.index.find(hash, |&i| {
             slots
                 .get(i as usize)
-                .is_some_and(|f| f.is(proto, &src, &dst))
+                .is_some_and(|f| f.is(proto, src, dst))
         });
         if let Some(&i) = found {
             let i = i as usize;
@@ -542,7 +545,7 @@ impl<T: Default> FlowTable<T> {
                 let Some(flow) = self.get_mut(i) else {
                     return Slot::Full;
                 };
-                let dir = if flow.client == src {
+                let dir = if flow.client == *src {
                     Dir::ToServer
                 } else {
                     Dir::ToClient
@@ -564,8 +567,8 @@ impl<T: Default> FlowTable<T> {
             }
         }
         let (client, server, dir) = match initiator() {
-            Initiator::Sender => (src, dst, Dir::ToServer),
-            Initiator::Receiver => (dst, src, Dir::ToClient),
+            Initiator::Sender => (*src, *dst, Dir::ToServer),
+            Initiator::Receiver => (*dst, *src, Dir::ToClient),
         };
         let tcp = (proto == ipproto::TCP).then(TcpState::opening);
         let flow = Flow {
