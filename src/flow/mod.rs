@@ -521,9 +521,7 @@ impl<T: Default> FlowTable<T> {
         let hash = tuple_hash(&self.hasher, proto, src, dst);
         let slots = &self.slots;
         let found = self.index.find(hash, |&i| {
-            slots
-                .get(i as usize)
-                .is_some_and(|f| f.is(proto, src, dst))
+            slots.get(i as usize).is_some_and(|f| f.is(proto, src, dst))
         });
         if let Some(&i) = found {
             let i = i as usize;

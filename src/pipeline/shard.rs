@@ -45,8 +45,8 @@ pub struct Sharder {
     hasher: foldhash::fast::RandomState,
 }
 
-fn private(a: IpAddr) -> bool {
-    match a {
+fn private(a: &IpAddr) -> bool {
+    match *a {
         IpAddr::V4(v) => {
             let o = v.octets();
             v.is_private() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
@@ -98,37 +98,51 @@ impl Sharder {
 
     /// The host side of a conversation between `a` and `b` (address, port).
     pub fn host_side(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> IpAddr {
+        if self.a_is_host(&a, &b) { a.0 } else { b.0 }
+    }
+
+    /// Whether `a` is the host side of a conversation between `a` and `b`
+    /// (by reference, answered with a flag: this runs for every packet, and
+    /// moving addresses in and out cost more than the tests themselves).
+    #[inline]
+    fn a_is_host(&self, a: &(IpAddr, u16), b: &(IpAddr, u16)) -> bool {
         if !self.internal.is_empty() {
-            let inside = |x: IpAddr| self.internal.iter().any(|n| n.contains(&x));
-            match (inside(a.0), inside(b.0)) {
-                (true, false) => return a.0,
-                (false, true) => return b.0,
-                _ => {}
+            let inside = |x: &IpAddr| self.internal.iter().any(|n| n.contains(x));
+            let (ia, ib) = (inside(&a.0), inside(&b.0));
+            if ia != ib {
+                return ia;
             }
         }
-        match (private(a.0), private(b.0)) {
-            (true, false) => return a.0,
-            (false, true) => return b.0,
-            _ => {}
+        let (pa, pb) = (private(&a.0), private(&b.0));
+        if pa != pb {
+            return pa;
         }
         let (ra, rb) = (service_rank(a.1), service_rank(b.1));
         if ra != rb {
-            return if ra > rb { a.0 } else { b.0 };
+            return ra > rb;
         }
         if a.1 != b.1 {
-            return if a.1 > b.1 { a.0 } else { b.0 };
+            return a.1 > b.1;
         }
-        a.0.min(b.0)
+        a.0 <= b.0
     }
 
     /// The worker of a conversation between `a` and `b`.
     pub fn worker(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> usize {
-        self.worker_of_host(self.host_side(a, b))
+        let host = if self.a_is_host(&a, &b) { &a.0 } else { &b.0 };
+        self.worker_of_bits(crate::flow::addr_bits(*host))
     }
 
     /// The worker that owns host `ip`.
     pub fn worker_of_host(&self, ip: IpAddr) -> usize {
-        let h = self.hasher.hash_one(crate::flow::addr_bits(ip));
+        self.worker_of_bits(crate::flow::addr_bits(ip))
+    }
+
+    /// The worker that owns the host with address bits `bits`
+    /// ([`crate::flow::addr_bits`]).
+    #[inline]
+    fn worker_of_bits(&self, bits: u128) -> usize {
+        let h = self.hasher.hash_one(bits);
         if !self.bounds.is_empty() {
             let x = h >> 32;
             return self
