@@ -24,6 +24,9 @@ use crate::decode::defrag::Reassembled;
 use crate::decode::{LinkInfo, Packet, TcpSegment, Transport, UdpDatagram};
 use std::net::IpAddr;
 
+/// How many items ahead of the one being read are loaded.
+const ITEMS_AHEAD: usize = 4;
+
 /// Items per batch before it is sent.
 pub const BATCH_ITEMS: usize = 256;
 /// Packet bytes per batch before it is sent.
@@ -312,7 +315,22 @@ impl Batch {
     /// reloaded right after their stores and stalled on them.)
     #[inline]
     pub fn for_each_entry<'a>(&'a self, mut f: impl FnMut(&Entry<'a>)) {
-        for it in &self.items {
+        for (k, it) in self.items.iter().enumerate() {
+            // The reader wrote the items on the other core: start moving a
+            // few ahead over before they are read.
+            crate::prefetch::element(&self.items, k + ITEMS_AHEAD);
+            // And the start of the packet after next's bytes (its headers
+            // and the payload the protocol parsers look at first).
+            if let Some(next) = self.items.get(k + 2) {
+                let bytes = if next.mapped {
+                    self.map.as_ref().and_then(|m| m.get(next.start..next.end))
+                } else {
+                    self.bytes.get(next.start..next.end)
+                };
+                if let Some(b) = bytes {
+                    crate::prefetch::bytes(b.get(..64).unwrap_or(b));
+                }
+            }
             f(&self.entry(it));
         }
     }
