@@ -968,6 +968,39 @@ mod tests {
         assert!(matches!(again, Slot::New(0, _)), "{again:?}");
     }
 
+    #[test]
+    fn a_freed_slot_is_invisible_until_reused() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let now = Timestamp(0);
+        let Slot::New(i, _) = t.lookup(now, &udp(ep(1, 5000), ep(2, 53)), || Initiator::Sender)
+        else {
+            panic!("no new flow")
+        };
+        t.advance(now.plus_secs(61));
+        assert_eq!(ended(&mut t), [(17, 5000)]);
+        // The vacant flow there is no flow to any accessor.
+        assert!(t.get_mut(i).is_none());
+        assert!(t.get_with_spare(i).is_none());
+        let mut seen = 0;
+        t.for_each_mut(|_| seen += 1);
+        assert_eq!(seen, 0);
+        assert!(!t.detach(i, 0), "a free slot is not queued to end");
+        assert_eq!(t.longest_waiting_stream(usize::MAX), None);
+        // Not even a packet that looks like it (protocol 0, all zeros)
+        // finds it: it gets a slot of its own, the same one, anew.
+        let nobody = Endpoint {
+            addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 0,
+        };
+        let zero = PacketInfo {
+            proto: 0,
+            ..udp(nobody, nobody)
+        };
+        let again = t.lookup(now.plus_secs(62), &zero, || Initiator::Sender);
+        assert!(matches!(again, Slot::New(j, _) if j == i), "{again:?}");
+        assert!(t.get_mut(i).is_some());
+    }
+
     fn tcp_syn(src: Endpoint, dst: Endpoint) -> PacketInfo {
         PacketInfo {
             proto: ipproto::TCP,
