@@ -200,6 +200,27 @@ fn benches(c: &mut Criterion) {
             black_box(intel.matcher.addr(black_box(addrs[i % addrs.len()])))
         })
     });
+    // Most servers are in no vendor's range: the /16 prefilter answers.
+    let elsewhere: Vec<std::net::IpAddr> = [
+        "8.8.8.8",
+        "142.250.74.46",
+        "2606:4700::1111",
+        "2a00:1450::1",
+    ]
+    .iter()
+    .map(|a| a.parse().expect("address"))
+    .collect();
+    c.bench_function("feeds/CIDR lookup, no rule's block", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(
+                intel
+                    .matcher
+                    .addr(black_box(elsewhere[i % elsewhere.len()])),
+            )
+        })
+    });
 }
 
 /// A deterministic pseudo-random stream of interval lengths, in ns.
