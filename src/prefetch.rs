@@ -8,25 +8,18 @@
 /// nothing if `i` is out of bounds.
 #[inline(always)]
 pub fn element<T>(slice: &[T], i: usize) {
-    if i >= slice.len() {
-        return;
-    }
-    let start = slice.as_ptr().wrapping_add(i).cast::<u8>();
-    let mut off = 0;
-    while off < std::mem::size_of::<T>().max(1) {
-        line(start.wrapping_add(off));
-        off += 64;
-    }
+    lines(slice, i, usize::MAX);
 }
 
-/// Starts loading the first `n` cache lines of `slice[i]`; does nothing if
-/// `i` is out of bounds.
+/// Starts loading the first `n` cache lines of `slice[i]` (at most all of
+/// it); does nothing if `i` is out of bounds.
 #[inline(always)]
 pub fn lines<T>(slice: &[T], i: usize, n: usize) {
     if let Some(e) = slice.get(i) {
         let start = std::ptr::from_ref(e).cast::<u8>();
+        let end = std::mem::size_of::<T>().max(1).min(n.saturating_mul(64));
         let mut off = 0;
-        while off < std::mem::size_of::<T>().min(n * 64) {
+        while off < end {
             line(start.wrapping_add(off));
             off += 64;
         }

@@ -85,10 +85,12 @@ pub struct Matcher {
     names: HashMap<Box<[u8]>, NameRules>,
     v4: PrefixMap<Ipv4Net, RuleId>,
     v6: PrefixMap<Ipv6Net, RuleId>,
-    /// The top 16 bits of every address some IPv4 (`.0`) or IPv6 (`.1`)
-    /// range rule covers: most addresses are in no rule's /16, and one bit
-    /// says so before the trie is walked (52 ns).
-    blocks: (Blocks, Blocks),
+    /// The top 16 bits of every address some IPv4 range rule covers: most
+    /// addresses are in no rule's /16, and one bit says so before the trie
+    /// is walked (~50 ns).
+    v4_blocks: Blocks,
+    /// The same for IPv6 range rules.
+    v6_blocks: Blocks,
     asns: HashMap<u32, RuleId>,
     user_agents: Vec<(regex::Regex, RuleId)>,
     paths: Vec<(regex::Regex, RuleId)>,
@@ -200,7 +202,8 @@ impl Matcher {
             names: HashMap::default(),
             v4: PrefixMap::new(),
             v6: PrefixMap::new(),
-            blocks: (Blocks::default(), Blocks::default()),
+            v4_blocks: Blocks::default(),
+            v6_blocks: Blocks::default(),
             asns: HashMap::default(),
             user_agents: Vec::new(),
             paths: Vec::new(),
@@ -222,15 +225,13 @@ impl Matcher {
                 }
                 RuleKind::Cidr => match r.value.parse::<IpNet>() {
                     Ok(IpNet::V4(n)) => {
-                        m.blocks
-                            .0
-                            .mark((u32::from(n.network()) >> 16) as u16, n.prefix_len());
+                        let top = (u32::from(n.network()) >> 16) as u16;
+                        m.v4_blocks.mark(top, n.prefix_len());
                         m.v4.insert(n, id);
                     }
                     Ok(IpNet::V6(n)) => {
-                        m.blocks
-                            .1
-                            .mark((u128::from(n.network()) >> 112) as u16, n.prefix_len());
+                        let top = (u128::from(n.network()) >> 112) as u16;
+                        m.v6_blocks.mark(top, n.prefix_len());
                         m.v6.insert(n, id);
                     }
                     Err(_) => {}
@@ -350,7 +351,7 @@ impl Matcher {
     pub fn addr(&self, addr: IpAddr) -> Option<RuleId> {
         match addr {
             IpAddr::V4(a) => {
-                if !self.blocks.0.contains((u32::from(a) >> 16) as u16) {
+                if !self.v4_blocks.contains((u32::from(a) >> 16) as u16) {
                     return None;
                 }
                 self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, r)| *r)
@@ -359,7 +360,7 @@ impl Matcher {
                 if let Some(v4) = a.to_ipv4_mapped() {
                     return self.addr(IpAddr::V4(v4));
                 }
-                if !self.blocks.1.contains((u128::from(a) >> 112) as u16) {
+                if !self.v6_blocks.contains((u128::from(a) >> 112) as u16) {
                     return None;
                 }
                 self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, r)| *r)
