@@ -8,9 +8,10 @@
 # $SCRATCH (default ${TMPDIR:-/tmp}/phonehome-bench; kept for the next run,
 # never inside the repository). Environment: SIZE (default 1G), SEED (1),
 # REPEAT (interleaved rounds, default 3), THREADS (the "all threads"
-# count, default nproc).
+# count, default nproc), CACHE (huge or small, default huge: how the page
+# cache holds the file, see below).
 #
-# Builds release binaries, warms the page cache, then runs, in REPEAT
+# Builds release binaries, warms the page cache (see CACHE below), then runs, in REPEAT
 # interleaved rounds:
 #   (a) readrate libpcap  - pcap_next_ex loop touching every byte, no parsing (the baseline)
 #   (b) readrate own      - the same loop over phonehome's reader
@@ -48,8 +49,38 @@ if [ -z "$FILE" ]; then
 fi
 [ -r "$FILE" ] || { echo "cannot read $FILE" >&2; exit 1; }
 
-echo "warming the page cache..." >&2
-cat "$FILE" >/dev/null
+# The page cache keeps a file in the folio sizes it was filled with, and
+# that decides what mapping it costs (4 KiB pages: 0.2-0.3 s of kernel time
+# per GiB; 2 MiB folios: ~0.02 s). A capture just written (as gen-bulk's is)
+# is cached in small pages; one read from disk by phonehome (its map asks
+# for huge pages) or by read() (cat, libpcap: the kernel's read-ahead makes
+# large folios) in 2 MiB folios. So that every run measures the same state,
+# the file is dropped from the cache and read back the way phonehome reads
+# a capture from disk; CACHE=small reads it back through a map that asks
+# for single pages instead (the state of a capture just written). The
+# libpcap loop copies with read() and costs the same in both.
+CACHE="${CACHE:-huge}"
+echo "warming the page cache ($CACHE pages)..." >&2
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)  # dirty pages cannot be dropped
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+' "$FILE"
+FOLIOS_BEFORE="$(awk '/^FileHugePages:/ {print $2}' /proc/meminfo)"
+if [ "$CACHE" = small ]; then
+    python3 -c '
+import mmap, sys
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+m.madvise(mmap.MADV_RANDOM)  # no read-ahead: one 4 KiB page per fault
+sum(m[i] for i in range(0, len(m), 4096))
+' "$FILE"
+else
+    "$READRATE" own "$FILE" >/dev/null
+fi
+FOLIOS_AFTER="$(awk '/^FileHugePages:/ {print $2}' /proc/meminfo)"
+HUGE_MIB=$(( (${FOLIOS_AFTER:-0} - ${FOLIOS_BEFORE:-0}) / 1024 ))
 
 # Runs "$@" with stdout to a file; prints "WALL_SECONDS MAXRSS_KIB EXIT_CODE CPU_SECONDS".
 MEASURE='
@@ -106,13 +137,15 @@ add_row b "(b) phonehome reader loop"
 add_row c1 "(c) phonehome analyze --threads 1"
 add_row cN "(c) phonehome analyze --threads $THREADS"
 
-python3 - "$FILE" "$PACKETS" "$BYTES" "$REPEAT" "${ROWS[@]}" <<'EOF'
+python3 - "$FILE" "$PACKETS" "$BYTES" "$REPEAT" "$CACHE" "$HUGE_MIB" "${ROWS[@]}" <<'EOF'
 import os, platform, sys
 path, packets, size_bytes, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-rows = [r.split("|") for r in sys.argv[5:]]
+cache, huge_mib = sys.argv[5], max(int(sys.argv[6]), 0)
+rows = [r.split("|") for r in sys.argv[7:]]
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 load = open("/proc/loadavg").read().split()[:3]
-print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB, {packets} packets, {size_bytes} captured bytes, page cache warm)")
+print(f"file: {path} ({os.path.getsize(path) / 2**30:.2f} GiB, {packets} packets, {size_bytes} captured bytes)")
+print(f"page cache: warm, filled by {'a map of single pages' if cache == 'small' else 'phonehome reading it from disk'} ({huge_mib} MiB of it in 2 MiB folios)")
 try:
     thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read().split("[")[1].split("]")[0]
 except (OSError, IndexError):
