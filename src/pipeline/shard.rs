@@ -45,28 +45,52 @@ pub struct Sharder {
     hasher: foldhash::fast::RandomState,
 }
 
+/// Whether `a` is in a private range (RFC 1918, CGNAT, link-local, ULA),
+/// computed without branches on the address (every packet asks this twice,
+/// and the mix of ranges is not predictable).
 fn private(a: &IpAddr) -> bool {
     match *a {
         IpAddr::V4(v) => {
-            let o = v.octets();
-            v.is_private() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+            let x = u32::from(v);
+            (x >> 24 == 10) // 10.0.0.0/8
+                | (x >> 20 == 0xac1) // 172.16.0.0/12
+                | (x >> 16 == 0xc0a8) // 192.168.0.0/16
+                | (x >> 16 == 0xa9fe) // 169.254.0.0/16
+                | (x >> 22 == 0x191) // 100.64.0.0/10
         }
         IpAddr::V6(v) => {
             let s = v.segments()[0];
-            (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+            ((s & 0xfe00) == 0xfc00) | ((s & 0xffc0) == 0xfe80)
         }
     }
 }
 
-/// How much a port looks like a server's: lower is more.
-fn service_rank(port: u16) -> u8 {
-    if port < 1024 {
-        0
-    } else if SERVICE_PORTS.binary_search(&port).is_ok() {
-        1
-    } else {
-        2
+/// Ports at or above 1024 in [`SERVICE_PORTS`], one bit each.
+static SERVICE_BITS: [u64; 1024] = {
+    let mut bits = [0u64; 1024];
+    let mut i = 0;
+    while i < SERVICE_PORTS.len() {
+        let p = SERVICE_PORTS[i] as usize;
+        bits[p / 64] |= 1 << (p % 64);
+        i += 1;
     }
+    bits
+};
+
+/// How much a port looks like a server's: lower is more (0 below 1024,
+/// 1 for a [`SERVICE_PORTS`] entry, else 2).
+fn service_rank(port: u16) -> u8 {
+    let p = usize::from(port);
+    let listed = SERVICE_BITS.get(p / 64).map_or(0, |w| (w >> (p % 64)) & 1) as u8;
+    2 - 2 * u8::from(port < 1024) - listed
+}
+
+/// How much an endpoint looks like the host side, as one number ordered
+/// like the rules 2 and 3 of the module's list: private beats public, then
+/// a client-like port (by [`service_rank`]) beats a service port, then the
+/// higher port wins.
+fn host_key(addr: &IpAddr, port: u16) -> u32 {
+    u32::from(private(addr)) << 18 | u32::from(service_rank(port)) << 16 | u32::from(port)
 }
 
 impl Sharder {
@@ -113,21 +137,15 @@ impl Sharder {
                 return ia;
             }
         }
-        let (pa, pb) = (private(&a.0), private(&b.0));
-        if pa != pb {
-            return pa;
-        }
-        let (ra, rb) = (service_rank(a.1), service_rank(b.1));
-        if ra != rb {
-            return ra > rb;
-        }
-        if a.1 != b.1 {
-            return a.1 > b.1;
+        let (ka, kb) = (host_key(&a.0, a.1), host_key(&b.0, b.1));
+        if ka != kb {
+            return ka > kb;
         }
         a.0 <= b.0
     }
 
     /// The worker of a conversation between `a` and `b`.
+    #[inline]
     pub fn worker(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> usize {
         let host = if self.a_is_host(&a, &b) { &a.0 } else { &b.0 };
         self.worker_of_bits(crate::flow::addr_bits(*host))
@@ -161,6 +179,38 @@ mod tests {
 
     fn ep(s: &str, port: u16) -> (IpAddr, u16) {
         (s.parse().unwrap(), port)
+    }
+
+    #[test]
+    fn the_private_ranges_and_service_ranks_match_their_definitions() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        for port in 0..=u16::MAX {
+            let want = if port < 1024 {
+                0
+            } else if SERVICE_PORTS.binary_search(&port).is_ok() {
+                1
+            } else {
+                2
+            };
+            assert_eq!(service_rank(port), want, "port {port}");
+        }
+        // Every range is a whole number of /16s: the first and last address
+        // of each /16 cover every answer.
+        let reference = |v: Ipv4Addr| {
+            let o = v.octets();
+            v.is_private() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        };
+        for top in 0..=u32::from(u16::MAX) {
+            for low in [0, 0xffff] {
+                let v = Ipv4Addr::from(top << 16 | low);
+                assert_eq!(private(&IpAddr::V4(v)), reference(v), "{v}");
+            }
+        }
+        for first in 0..=u16::MAX {
+            let v = Ipv6Addr::new(first, 0, 0, 0, 0, 0, 0, 1);
+            let want = (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80;
+            assert_eq!(private(&IpAddr::V6(v)), want, "{v}");
+        }
     }
 
     #[test]
