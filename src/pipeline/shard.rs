@@ -71,6 +71,8 @@ static SERVICE_BITS: [u64; 1024] = {
     let mut i = 0;
     while i < SERVICE_PORTS.len() {
         let p = SERVICE_PORTS[i] as usize;
+        // `service_rank` counts on it (a port below 1024 is already rank 0).
+        assert!(p >= 1024, "SERVICE_PORTS lists only ports above 1023");
         bits[p / 64] |= 1 << (p % 64);
         i += 1;
     }
