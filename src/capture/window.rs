@@ -8,9 +8,11 @@
 //! one refill chunk, so memory stays bounded whatever the input claims.
 //!
 //! A mapped file is read once, front to back: the kernel is told so (read
-//! ahead), and the pages behind the position are dropped from the process
-//! every [`RELEASE_EVERY`] bytes, so a 100 GB capture does not count as
-//! 100 GB of resident memory (the pages stay in the page cache).
+//! ahead) and asked for huge pages (a file read from disk is then cached
+//! and mapped in 2 MiB pieces), and the pages behind the position are
+//! dropped from the process every [`RELEASE_EVERY`] bytes, in whole huge
+//! pages, so a 100 GB capture does not count as 100 GB of resident memory
+//! (the pages stay in the page cache).
 //!
 //! This module holds the capture stage's only `unsafe` code: mapping the file
 //! ([`Window::map_file`]) and dropping pages behind the position
