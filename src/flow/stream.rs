@@ -50,6 +50,39 @@ pub struct Scratch {
     pub dns: dns::DnsMessage,
     /// QUIC Initial decryption buffers and key cache.
     pub quic: super::quic::QuicScratch,
+    /// Emptied stream buffers, for the next message that spans segments.
+    spare: SpareBuffers,
+}
+
+/// Stream buffers given back once their message was parsed, kept for the
+/// next incomplete message: most messages that span segments (a
+/// ClientHello in two, an HTTP head cut by the MSS) need a few KiB, and
+/// taking a buffer from here saves an allocation, a reallocation and a
+/// free per such message. At most [`SpareBuffers::MAX`] buffers of up to
+/// [`SpareBuffers::LARGEST`] bytes each are kept (larger ones are freed):
+/// 64 KiB per worker.
+#[derive(Debug, Default)]
+struct SpareBuffers(Vec<Vec<u8>>);
+
+impl SpareBuffers {
+    const MAX: usize = 16;
+    const LARGEST: usize = 4096;
+
+    /// A spare buffer of at least `len` bytes' capacity, else an empty one.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        match self.0.iter().rposition(|b| b.capacity() >= len) {
+            Some(i) => self.0.swap_remove(i),
+            None => Vec::new(),
+        }
+    }
+
+    /// Keeps `buf` (emptied) if it is small enough and there is room.
+    fn give(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= Self::LARGEST && self.0.len() < Self::MAX {
+            buf.clear();
+            self.0.push(buf);
+        }
+    }
 }
 
 /// HEAD requests awaiting their response (so a response's body framing is
@@ -236,28 +269,34 @@ impl AppStream {
         }
         if self.buf.is_empty() {
             let used = self.run(data, pipeline, scratch, emit);
-            self.keep(data.get(used..).unwrap_or(&[]));
+            self.keep(data.get(used..).unwrap_or(&[]), &mut scratch.spare);
         } else {
-            self.keep(data);
+            self.keep(data, &mut scratch.spare);
             let buf = std::mem::take(&mut self.buf);
             let used = self.run(&buf, pipeline, scratch, emit);
             self.buf = buf;
             if self.wants_data() {
                 self.buf.drain(..used.min(self.buf.len()));
-            } else {
-                self.buf = Vec::new();
+            }
+            if self.buf.is_empty() || !self.wants_data() {
+                // Nothing waits in it (or nothing will): the next message
+                // that spans segments, on any connection, takes it.
+                scratch.spare.give(std::mem::take(&mut self.buf));
             }
         }
     }
 
     /// Buffers bytes an incomplete message needs, within the cap.
-    fn keep(&mut self, rest: &[u8]) {
+    fn keep(&mut self, rest: &[u8], spare: &mut SpareBuffers) {
         if rest.is_empty() || !self.wants_data() {
             return;
         }
         if self.buf.len() + rest.len() > self.cap() {
             self.stop();
             return;
+        }
+        if self.buf.capacity() == 0 {
+            self.buf = spare.take(rest.len());
         }
         self.buf.extend_from_slice(rest);
     }
@@ -468,6 +507,42 @@ mod tests {
                 "cut at {cut1}"
             );
         }
+    }
+
+    #[test]
+    fn a_buffer_freed_by_a_complete_message_serves_the_next_connection() {
+        let head: &[u8] = b"GET /update HTTP/1.1\r\nHost: dnl-01.geo.kaspersky.com\r\n\r\n";
+        let (first, rest) = head.split_at(20);
+        let mut pipeline = Pipeline::default();
+        let mut scratch = Scratch::default();
+        let mut seen = Vec::new();
+        let mut emit = |o: Observation<'_>| {
+            if let Observation::HttpRequest(r) = o {
+                seen.push(r.host.map(<[u8]>::to_vec));
+            }
+        };
+        // Connection 1: the head in two segments is buffered, then parsed;
+        // its buffer is emptied and kept.
+        let mut one = AppStream::client();
+        one.push(first, &mut pipeline, &mut scratch, &mut emit);
+        assert_eq!(one.buffered(), first.len());
+        one.push(rest, &mut pipeline, &mut scratch, &mut emit);
+        assert_eq!(scratch.spare.0.len(), 1);
+        let kept = scratch.spare.0[0].capacity();
+        assert!(kept >= head.len());
+        // Connection 2 (another flow, same worker) buffers into it.
+        let mut two = AppStream::client();
+        two.push(first, &mut pipeline, &mut scratch, &mut emit);
+        assert!(scratch.spare.0.is_empty());
+        assert_eq!(two.buffered(), kept);
+        two.push(rest, &mut pipeline, &mut scratch, &mut emit);
+        let host = Some(b"dnl-01.geo.kaspersky.com".to_vec());
+        assert_eq!(seen, [host.clone(), host]);
+        // Too large to keep: freed.
+        scratch
+            .spare
+            .give(Vec::with_capacity(SpareBuffers::LARGEST + 1));
+        assert_eq!(scratch.spare.0.len(), 1);
     }
 
     #[test]

@@ -189,6 +189,13 @@ fn host_without_port(h: &str) -> &str {
     }
 }
 
+/// Whether a server name (SNI, Host) is an IP address literal rather than
+/// a name. Only text that ends in a digit (IPv4) or holds a colon (IPv6)
+/// can be one, which skips the address parser for almost every name.
+fn is_ip_literal(s: &str) -> bool {
+    (s.ends_with(|c: char| c.is_ascii_digit()) || s.contains(':')) && s.parse::<IpAddr>().is_ok()
+}
+
 impl Analysis {
     /// A fresh stage. `internal`: when not empty, only clients inside these
     /// networks are hosts.
@@ -546,7 +553,7 @@ impl Analysis {
                 });
                 let bare = host
                     .map(host_without_port)
-                    .filter(|h| !h.is_empty() && h.parse::<IpAddr>().is_err());
+                    .filter(|h| !h.is_empty() && !is_ip_literal(h));
                 let m = &self.intel.matcher;
                 let host_rule = bare.and_then(|h| m.name(h)).map(|x| x.rule);
                 let ua_rule = user_agent.and_then(|u| m.user_agent(u));
@@ -661,7 +668,7 @@ impl Analysis {
             escape_name(raw, &mut name);
             name.as_str()
         });
-        let is_name = sni.is_some_and(|s| s.parse::<IpAddr>().is_err());
+        let is_name = sni.is_some_and(|s| !is_ip_literal(s));
         let rule = sni
             .filter(|_| is_name)
             .and_then(|s| self.intel.matcher.name(s))
@@ -887,7 +894,33 @@ impl Analysis {
 
 #[cfg(test)]
 mod tests {
-    use super::host_without_port;
+    use super::{host_without_port, is_ip_literal};
+
+    #[test]
+    fn ip_literals_are_told_from_names() {
+        for ip in [
+            "10.0.0.1",
+            "2001:db8::1",
+            "::1",
+            "::ffff:1.2.3.4",
+            "0.0.0.0",
+        ] {
+            assert!(is_ip_literal(ip), "{ip}");
+        }
+        for name in [
+            "kaspersky.com",
+            "ds.kaspersky.com",
+            "host1",
+            "1.2.3.4.",
+            "1.2.3.4a",
+            "256.1.1.1",
+            "a:b",
+            "",
+            "1.2.3",
+        ] {
+            assert!(!is_ip_literal(name), "{name}");
+        }
+    }
 
     #[test]
     fn host_header_ports_and_brackets_are_removed() {
