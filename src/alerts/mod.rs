@@ -19,7 +19,7 @@
 //! - [`model`]: the SIEM alert record, its id, and [`model::subjects`], the
 //!   one function that reads the report model.
 //! - [`tracker`]: snapshot comparison, reminders, suppression.
-//! - [`format`]: ECS JSON, RFC 5424 and CEF renderings.
+//! - [`format`](mod@format): ECS JSON, RFC 5424 and CEF renderings.
 //! - [`sink`]: `--alerts` specs and the transports ([`sink::Sink`]); [`tls`].
 //! - [`spool`], [`delivery`]: the disk spool and the delivery threads.
 //! - [`metrics`]: the Prometheus exposition for `--metrics`.

@@ -66,7 +66,7 @@ pub struct Period {
     /// Median absolute deviation of the on-beat intervals from the period,
     /// as a fraction of it (uniform ±J jitter gives ≈ J/2).
     pub jitter: f64,
-    /// Score in 0..=1 (see [`score`]).
+    /// Score in 0..=1 (see this module's `score`).
     pub score: f64,
     /// On-beat sessions.
     pub beats: usize,
@@ -76,7 +76,7 @@ pub struct Period {
     pub first: f64,
     /// Time of the last on-beat session.
     pub last: f64,
-    /// Mean deviation below chance, in standard errors (see [`score`]).
+    /// Mean deviation below chance, in standard errors (see this module's `score`).
     pub evidence: f64,
 }
 

@@ -147,7 +147,7 @@ impl Batch {
     }
 
     /// An empty batch that refers to at most `span` bytes of a mapped file
-    /// (see [`map_span`]) and copies the rest.
+    /// (see `map_span`) and copies the rest.
     pub fn referring(span: usize) -> Self {
         Batch {
             bytes: Vec::with_capacity(BATCH_BYTES),

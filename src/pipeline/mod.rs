@@ -12,7 +12,7 @@
 //! a queue.
 //!
 //! Offline with two threads, one shard of the hosts is flexible
-//! ([`flex`]): its batches are analysed by whichever thread is free — the
+//! (`flex.rs`): its batches are analysed by whichever thread is free — the
 //! reader when its hand-over would block, the worker when its queue is
 //! empty — so both stay busy whatever the traffic mix (on two cores a
 //! reader that only dispatched would leave a core idle).
@@ -452,7 +452,7 @@ impl Workers {
         rx.iter().take(asked).collect()
     }
 
-    /// Tells every worker the wall time (see [`Msg::Tick`]).
+    /// Tells every worker the wall time (`Msg::Tick`).
     pub fn tick(
         &self,
         now: crate::capture::Timestamp,
