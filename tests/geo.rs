@@ -499,3 +499,72 @@ fn one_thread_and_several_give_the_same_geo_report() {
     let c = unattributed(&one, "10.30.0.5")[0];
     assert_eq!(c["connection_times"].as_array().unwrap().len(), 12, "{c:#}");
 }
+
+/// DNS over UDP is tracked as a conversation only when the resolver itself
+/// is evidence (a vendor's range or AS, a watched place); every other
+/// exchange is read message by message and counted apart, with the same
+/// findings.
+#[test]
+fn dns_exchanges_are_tracked_only_with_resolvers_that_are_evidence() {
+    use phonehome_synth::session::{CaptureBuilder, Link, SECOND, dns_lookup};
+    let t = Setup::new();
+    let t0 = 1_700_000_000 * SECOND;
+    let mut cb = CaptureBuilder::new(Link::Ethernet { vlans: vec![] });
+    let sa = |x: &str| x.parse::<std::net::SocketAddr>().expect("socket address");
+    let mut lookup = |i: u64, client: &str, resolver: &str, name: &str| {
+        let client = sa(&format!("{client}:{}", 40_000 + i));
+        dns_lookup(
+            &mut cb,
+            t0 + i * SECOND,
+            client,
+            sa(resolver),
+            i as u16,
+            name,
+            &[],
+        );
+    };
+    // 10.40.0.5 and its internal resolver: nothing to report, no flow.
+    for i in 0..3 {
+        lookup(i, "10.40.0.5", "10.40.0.2:53", "www.example.org");
+    }
+    // 10.40.0.6 and a resolver in Moscow (watched): two conversations.
+    lookup(10, "10.40.0.6", "203.0.113.100:53", "www.example.org");
+    lookup(11, "10.40.0.6", "203.0.113.100:53", "www.example.org");
+    // 10.40.0.7 and a resolver in Kaspersky's AS (Amsterdam).
+    lookup(20, "10.40.0.7", "198.51.100.202:53", "www.example.org");
+    // 10.40.0.9 and a resolver in a Kaspersky range (a `cidr` rule).
+    lookup(30, "10.40.0.9", "77.74.178.53:53", "www.example.org");
+    // 10.40.0.8 asks for a vendor name by multicast DNS: no host's evidence.
+    lookup(40, "10.40.0.8", "224.0.0.251:5353", "ds.kaspersky.com");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("resolvers.pcapng");
+    cb.write_pcapng(&file).expect("write");
+
+    let (g, asn) = (s(&t.geoip), s(&t.asn));
+    let (code, r) = analyze_json(&[&file], &["--geoip", g, "--asn", asn]);
+    assert_eq!(code, 0);
+    let sum = &r["summary"];
+    assert_eq!(sum["dns_messages"], 16);
+    assert_eq!(sum["flows"], 4, "{sum:#}");
+    assert_eq!(sum["dns_queries_without_flow"], 4, "{sum:#}");
+    let watched = unattributed(&r, "10.40.0.6");
+    assert_eq!(watched.len(), 1, "{r:#}");
+    assert_eq!(watched[0]["connections"], 2);
+    assert_eq!(server_ips(watched[0]), ["203.0.113.100"]);
+    let c = contact(&r, "10.40.0.7", "kaspersky").expect("resolver in AS200107");
+    assert_eq!(strings(&c["evidence"]), ["asn"]);
+    let c = contact(&r, "10.40.0.9", "kaspersky").expect("resolver in a range");
+    assert_eq!(strings(&c["evidence"]), ["cidr", "asn"]);
+    let reported = hosts(&r);
+    assert!(!reported.contains(&"10.40.0.5".to_string()), "{reported:?}");
+    assert!(!reported.contains(&"10.40.0.8".to_string()), "{reported:?}");
+
+    // Without the databases only the range's resolver is evidence.
+    let (code, r) = analyze_json(&[&file], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(r["summary"]["flows"], 1);
+    assert_eq!(r["summary"]["dns_queries_without_flow"], 7);
+    assert_eq!(hosts(&r), ["10.40.0.9"]);
+    let c = contact(&r, "10.40.0.9", "kaspersky").expect("resolver in a range");
+    assert_eq!(strings(&c["evidence"]), ["cidr"]);
+}

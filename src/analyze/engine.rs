@@ -436,12 +436,28 @@ impl Engine {
             budget,
             ..
         } = self;
-        let slot = flows.lookup(ts, &info, || {
-            udp_initiator(udp.payload, udp.sport, udp.dport)
-        });
         let is_dns =
             (dns::is_port(udp.sport) || dns::is_port(udp.dport)) && dns::plausible(udp.payload);
-        let mut scratch_note = FlowNote::default();
+        // A DNS message to or from an ordinary resolver is read on its own
+        // (see `Analysis::dns_needs_flow`); the resolver is the receiver of
+        // a query, the sender of a response.
+        let response = udp.payload.get(2).is_some_and(|b| b & 0x80 != 0);
+        let resolver = if response {
+            (p.src, udp.sport)
+        } else {
+            (p.dst, udp.dport)
+        };
+        let slot = if is_dns && !analysis.dns_needs_flow(resolver.0, resolver.1) {
+            if !response {
+                analysis.stats.dns_queries_without_flow += 1;
+            }
+            Slot::Full
+        } else {
+            flows.lookup(ts, &info, || {
+                udp_initiator(udp.payload, udp.sport, udp.dport)
+            })
+        };
+        let mut scratch_note: FlowNote;
         let mut scratch_quic = QuicState::default();
         let (ctx, note, quic_state, dir) = match slot {
             Slot::New(i, dir) | Slot::Existing(i, dir) => {
@@ -457,8 +473,9 @@ impl Engine {
                 (ctx, &mut f.user, &mut f.quic, dir)
             }
             Slot::Full => {
-                // No room to track the conversation: parse DNS and
-                // single-datagram QUIC ClientHellos statelessly.
+                // A DNS message read on its own, or no room to track the
+                // conversation: parse DNS and single-datagram QUIC
+                // ClientHellos statelessly.
                 let (src, dst) = (info.src, info.dst);
                 let (client, server, dir) = match udp_initiator(udp.payload, udp.sport, udp.dport) {
                     Initiator::Sender => (src, dst, Dir::ToServer),
@@ -470,6 +487,7 @@ impl Engine {
                     transport: Transport::Udp,
                     link: p.link,
                 };
+                scratch_note = analysis.message_note(&ctx, ts);
                 (ctx, &mut scratch_note, &mut scratch_quic, dir)
             }
         };

@@ -307,6 +307,7 @@ pub fn summary_of(stats: &EngineStats, files: usize) -> Summary {
         streams_abandoned: stats.streams_abandoned,
         dns_messages: a.dns_messages,
         dns_anomalies: a.dns_anomalies,
+        dns_queries_without_flow: a.dns_queries_without_flow,
         tls_client_hellos: a.client_hellos,
         quic_client_hellos: a.quic_client_hellos,
         http_requests: a.http_requests,

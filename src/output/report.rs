@@ -68,6 +68,11 @@ pub struct Summary {
     /// name, reserved label type, truncated or over-cap sections): crafted
     /// or broken DNS on the link.
     pub dns_anomalies: u64,
+    /// DNS queries over UDP to resolvers that are no evidence themselves
+    /// (not a vendor's address, port or AS, not in a watched place): read
+    /// message by message, without a tracked conversation, so not in
+    /// `flows` (each is an exchange the flow table would have tracked).
+    pub dns_queries_without_flow: u64,
     /// TLS ClientHellos parsed.
     pub tls_client_hellos: u64,
     /// ClientHellos read from QUIC Initial packets.

@@ -241,8 +241,13 @@ fn summary_lines(s: &Summary, hosts: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "{} flows; {} DNS messages, {} TLS ClientHellos, {} HTTP requests",
-        s.flows, s.dns_messages, s.tls_client_hellos, s.http_requests
+        "{} flows, {} DNS queries read without one",
+        s.flows, s.dns_queries_without_flow
+    );
+    let _ = writeln!(
+        out,
+        "{} DNS messages, {} TLS ClientHellos, {} HTTP requests",
+        s.dns_messages, s.tls_client_hellos, s.http_requests
     );
     let _ = writeln!(
         out,
