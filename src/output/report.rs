@@ -135,7 +135,8 @@ pub struct GeoSummary {
     /// Watched places (`--watch-geo`; `tz:` rules are the default Moscow
     /// watch's time-zone fallback).
     pub watch: Vec<String>,
-    /// Server verdicts asked for (one per conversation).
+    /// Server verdicts asked for (one per conversation, and one per DNS
+    /// message deciding whether its exchange is one).
     pub lookups: u64,
     /// Verdicts answered from the cache.
     pub cache_hits: u64,
