@@ -138,7 +138,7 @@ fn tcp_initiator(flags: u8, payload: &[u8], sport: u16, dport: u16) -> Initiator
 pub fn carries_dns_answer(sport: u16, dport: u16, payload: &[u8]) -> bool {
     (dns::is_port(sport) || dns::is_port(dport))
         && dns::plausible(payload)
-        && payload.get(2).is_some_and(|b| b & 0x80 != 0)
+        && dns::is_response(payload)
 }
 
 /// Who started a UDP conversation: the asker of a DNS query, the sender of
@@ -158,8 +158,7 @@ fn udp_initiator(payload: &[u8], sport: u16, dport: u16) -> Initiator {
     }
     let dns_port = dns::is_port(sport) || dns::is_port(dport);
     if dns_port && dns::plausible(payload) {
-        let response = payload.get(2).is_some_and(|b| b & 0x80 != 0);
-        return if response {
+        return if dns::is_response(payload) {
             Initiator::Receiver
         } else {
             Initiator::Sender
@@ -441,13 +440,13 @@ impl Engine {
         // A DNS message to or from an ordinary resolver is read on its own
         // (see `Analysis::dns_needs_flow`); the resolver is the receiver of
         // a query, the sender of a response.
-        let response = udp.payload.get(2).is_some_and(|b| b & 0x80 != 0);
-        let resolver = if response {
+        let response = is_dns && dns::is_response(udp.payload);
+        let (resolver, port) = if response {
             (p.src, udp.sport)
         } else {
             (p.dst, udp.dport)
         };
-        let slot = if is_dns && !analysis.dns_needs_flow(resolver.0, resolver.1) {
+        let slot = if is_dns && !analysis.dns_needs_flow(resolver, port) {
             if !response {
                 analysis.stats.dns_queries_without_flow += 1;
             }
@@ -487,7 +486,7 @@ impl Engine {
                     transport: Transport::Udp,
                     link: p.link,
                 };
-                scratch_note = analysis.message_note(&ctx, ts);
+                scratch_note = FlowNote::for_message(&ctx, ts);
                 (ctx, &mut scratch_note, &mut scratch_quic, dir)
             }
         };

@@ -90,6 +90,27 @@ pub struct FlowNote {
 }
 
 impl FlowNote {
+    /// The note of a message read without a conversation (see
+    /// [`Analysis::dns_needs_flow`]; also when the flow table is full): what
+    /// [`Analysis::flow_start`] sets from the endpoints alone.
+    pub fn for_message(ctx: &FlowCtx, now: Timestamp) -> Self {
+        let mut note = FlowNote {
+            decided: true,
+            ..FlowNote::default()
+        };
+        note.begin(ctx, now);
+        note
+    }
+
+    /// What a conversation's endpoints alone say, from its first packet at
+    /// `now` (for a tracked conversation and a message read on its own).
+    fn begin(&mut self, ctx: &FlowCtx, now: Timestamp) {
+        self.start = Some(now);
+        self.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
+        // A DNS, mDNS or LLMNR server is a resolver, not a vendor server.
+        self.dns = crate::protocols::dns::is_port(ctx.server.port);
+    }
+
     /// Keeps `name` (an SNI or HTTP Host the conversation carried) as
     /// [`FlowNote::name`] if the server is watched and none is kept yet.
     fn keep_watched_name(&mut self, name: Option<&str>) {
@@ -376,11 +397,8 @@ impl Analysis {
 
     /// A conversation starts: address-range evidence and passive DNS lookup.
     pub fn flow_start(&mut self, ctx: &FlowCtx, note: &mut FlowNote, now: Timestamp) {
-        note.start = Some(now);
+        note.begin(ctx, now);
         self.hosts.observe(now);
-        note.ignored = unattributable(ctx.server.addr) || unattributable(ctx.client.addr);
-        // A DNS, mDNS or LLMNR server is a resolver, not a vendor server.
-        note.dns = crate::protocols::dns::is_port(ctx.server.port);
         if !note.ignored {
             self.port_rule(ctx, note, now);
         }
@@ -421,14 +439,14 @@ impl Analysis {
     /// vendor's AS or in a watched place — does its conversation record
     /// anything ([`Analysis::flow_start`], [`Analysis::flow_end`]); every
     /// other exchange (most DNS: a host and its resolver) is read message
-    /// by message with [`Analysis::message_note`], and costs no flow
+    /// by message with [`FlowNote::for_message`], and costs no flow
     /// (creating, timing out and ending one per query was 13 % of a
     /// thread's time on the bulk benchmark, where DNS is 59 % of the
     /// conversations). A function of the resolver alone, so every message
     /// of an exchange gets the same answer.
     pub fn dns_needs_flow(&mut self, server: IpAddr, port: u16) -> bool {
         let m = &self.intel.matcher;
-        if m.addr(server).is_some() || m.port(17, port).is_some() {
+        if m.addr(server).is_some() || m.port(crate::decode::ipproto::UDP, port).is_some() {
             return true;
         }
         if self.intel.geo.is_enabled() {
@@ -436,19 +454,6 @@ impl Analysis {
             return v.watched || v.asn.and_then(|a| m.asn(a)).is_some();
         }
         false
-    }
-
-    /// The note of a message read without a conversation (see
-    /// [`Analysis::dns_needs_flow`]; also when the flow table is full): what
-    /// [`Analysis::flow_start`] sets from the endpoints alone.
-    pub fn message_note(&self, ctx: &FlowCtx, now: Timestamp) -> FlowNote {
-        FlowNote {
-            start: Some(now),
-            ignored: unattributable(ctx.server.addr) || unattributable(ctx.client.addr),
-            dns: crate::protocols::dns::is_port(ctx.server.port),
-            decided: true,
-            ..FlowNote::default()
-        }
     }
 
     /// Makes the passive DNS decision: attribute by the resolved name unless

@@ -433,6 +433,11 @@ pub fn is_port(port: u16) -> bool {
     matches!(port, 53 | 5353 | 5355)
 }
 
+/// Whether a DNS message's header says it is a response (the QR bit).
+pub fn is_response(buf: &[u8]) -> bool {
+    buf.get(2).is_some_and(|b| b & 0x80 != 0)
+}
+
 /// Whether a UDP payload on a DNS port looks like a DNS message (header
 /// plausible), used before a full parse.
 pub fn plausible(buf: &[u8]) -> bool {
