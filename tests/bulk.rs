@@ -2,7 +2,8 @@
 //! every packet and conversation it wrote is read and counted (DNS over
 //! UDP with an ordinary resolver without a tracked conversation), exactly the
 //! beaconing hosts are reported, each with its Kaspersky name found in DNS
-//! and in the SNI, and the report is the same with one and two threads.
+//! and in the SNI, and the report is the same with one and two threads,
+//! and with and without event lines.
 
 use crate::util::analyze_json;
 use phonehome::capture::Timeline;
@@ -83,4 +84,18 @@ fn beaconing_hosts_are_found_in_a_bulk_capture() {
     let (code, two) = analyze_json(&[&path], &["--threads", "2"]);
     assert_eq!(code, 0);
     assert_eq!(report, two, "the report differs with two threads");
+
+    // Without event lines most DNS messages are counted unparsed (they
+    // name no rule); with them every message is parsed: the same report.
+    let events = dir.path().join("events.jsonl");
+    let events_arg = events.to_str().expect("UTF-8 path");
+    let (code, with_events) = analyze_json(&[&path], &["--threads", "1", "--events", events_arg]);
+    assert_eq!(code, 0);
+    assert_eq!(report, with_events, "the report differs with event lines");
+    let dns_lines = std::fs::read_to_string(&events)
+        .expect("events")
+        .lines()
+        .filter(|l| l.contains("\"dns_"))
+        .count() as u64;
+    assert!(s["dns_messages"].as_u64() >= Some(dns_lines) && dns_lines > 0);
 }

@@ -446,9 +446,17 @@ impl Engine {
         } else {
             (p.dst, udp.dport)
         };
+        // A message with nothing in it to find or record (no event wanted)
+        // counts without being parsed.
+        let unnamed =
+            is_dns && !events.wants_events() && analysis.intel().matcher.names_none_in(udp.payload);
         let slot = if is_dns && !analysis.dns_needs_flow(resolver, port) {
             if !response {
                 analysis.stats.dns_queries_without_flow += 1;
+            }
+            if unnamed {
+                analysis.dns_unnamed(ts);
+                return;
             }
             Slot::Full
         } else {
@@ -490,7 +498,9 @@ impl Engine {
                 (ctx, &mut scratch_note, &mut scratch_quic, dir)
             }
         };
-        if is_dns && scratch.dns.parse(udp.payload) {
+        if unnamed {
+            analysis.dns_unnamed(ts);
+        } else if is_dns && scratch.dns.parse(udp.payload) {
             analysis.dns(&ctx, note, dir, ts, &scratch.dns, events);
         } else if dir == Dir::ToServer && quic::may_be_initial(udp.payload) {
             let mut emit =

@@ -298,6 +298,23 @@ impl Matcher {
         hit.unwrap_or(true)
     }
 
+    /// Whether a DNS message (its raw bytes) surely names no rule *and*
+    /// parses cleanly ([`crate::protocols::dns::clean_name_tails`]): then
+    /// nothing in it can be evidence, and a caller that keeps no record of
+    /// it may count it without parsing it. False means parse it.
+    pub fn names_none_in(&self, raw: &[u8]) -> bool {
+        use crate::protocols::dns::clean_name_tails;
+        let walked = if self.names.is_empty() {
+            clean_name_tails(raw, |_, _| false)
+        } else {
+            let Some(tails) = &self.tails else {
+                return false;
+            };
+            clean_name_tails(raw, |a, b| tails.may_hold(a, b))
+        };
+        walked == Some(false)
+    }
+
     /// The most specific rule for a host name (any case, trailing dot allowed).
     pub fn name(&self, name: &str) -> Option<NameMatch> {
         let name = name.strip_suffix('.').unwrap_or(name);

@@ -880,6 +880,15 @@ impl Analysis {
         self.remember(now, dst.addr, msg, matched, shared);
     }
 
+    /// A DNS message that [`Analysis::dns`] would read to no effect but its
+    /// count — it names no rule and parses cleanly
+    /// ([`crate::feeds::Matcher::names_none_in`]) and no event is wanted:
+    /// counted without being parsed.
+    pub fn dns_unnamed(&mut self, now: Timestamp) {
+        self.stats.dns_messages += 1;
+        self.hosts.observe(now);
+    }
+
     /// Learns the addresses in a DNS answer that another worker's host
     /// received: passive DNS only (no evidence, no events, no counts), so
     /// that every worker can fall back to any client's answer as one

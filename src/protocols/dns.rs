@@ -361,23 +361,67 @@ fn walk_name<'a>(
 /// A decoded name's text is its labels, escaped, joined by dots, so the
 /// last two dot-separated parts of the text are these two labels (escaped):
 /// whatever a name's text matches, its wire labels say so too.
-pub fn name_tails(buf: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Option<bool> {
+pub fn name_tails(buf: &[u8], visit: impl FnMut(&[u8], &[u8]) -> bool) -> Option<bool> {
+    walk_tails(buf, false, visit)
+}
+
+/// [`name_tails`] that also vouches for the parse: `Some(false)` only if
+/// [`DnsMessage::parse`] would take `buf` as a DNS message (a standard
+/// query or response) and read all of it without an anomaly, so that a
+/// caller who wants nothing from the message but a rule's name and its
+/// anomaly count may skip the parse. It walks every name the parser
+/// reads, owners included, under the same rules (an owner that is only a
+/// pointer to a question walked cleanly is not walked again, as the parser
+/// does not decode it again); `None` for any doubt.
+pub fn clean_name_tails(buf: &[u8], visit: impl FnMut(&[u8], &[u8]) -> bool) -> Option<bool> {
+    let (flags, qd, an) = (be16(buf, 2)?, be16(buf, 4)?, be16(buf, 6)?);
+    let standard = (flags >> 11) & 0x0f == 0 && (qd != 0 || an != 0);
+    let counted = usize::from(qd) <= MAX_QUESTIONS && usize::from(an) <= MAX_ANSWERS;
+    if buf.len() < HEADER_LEN || !standard || !counted {
+        return None;
+    }
+    walk_tails(buf, true, visit)
+}
+
+/// [`name_tails`], and with `strict` [`clean_name_tails`]'s walk (its
+/// header checks aside).
+fn walk_tails(
+    buf: &[u8],
+    strict: bool,
+    mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Option<bool> {
     let (qd, an) = (be16(buf, 4)?, be16(buf, 6)?);
     let mut pos = HEADER_LEN;
     let mut seen = |tail: Tail<'_>| match tail {
         (Some(a), Some(b)) => visit(a, b),
         _ => false,
     };
-    for _ in 0..usize::from(qd).min(MAX_QUESTIONS) {
+    // Where the questions walked cleanly start (the usual target of an
+    // owner's pointer; the parser reuses their text).
+    let mut questions = [0u16; MAX_QUESTIONS];
+    for slot in questions
+        .iter_mut()
+        .take(usize::from(qd).min(MAX_QUESTIONS))
+    {
         let (next, tail) = wire_name_tail(buf, pos)?;
         if seen(tail) {
             return Some(true);
         }
+        *slot = u16::try_from(pos).ok()?;
         pos = next.checked_add(4).filter(|&p| p <= buf.len())?;
     }
+    let questions = questions
+        .get(..usize::from(qd).min(MAX_QUESTIONS))
+        .unwrap_or_default();
     for _ in 0..usize::from(an).min(MAX_ANSWERS) {
-        // An owner's name is never matched: only where it ends matters.
-        let next = skip_name(buf, pos)?;
+        // An owner's name is never matched: only where it ends matters,
+        // and (strict) that the parser finds it clean.
+        let bare = be16(buf, pos).filter(|p| p >> 14 == 3).map(|p| p & 0x3fff);
+        let next = if !strict || bare.is_some_and(|t| questions.contains(&t)) {
+            skip_name(buf, pos)?
+        } else {
+            wire_name_tail(buf, pos)?.0
+        };
         let rtype = be16(buf, next)?;
         let rdlen = usize::from(be16(buf, next + 8)?);
         let rdata = next + 10;
@@ -589,6 +633,100 @@ mod tests {
             d.questions[0].qtype, 65,
             "HTTPS queries are ordinary queries"
         );
+    }
+
+    /// Whether `clean_name_tails` vouched for `m` while the parser found
+    /// it no DNS or flagged an anomaly (the one thing it must never do),
+    /// or missed a name's last two labels.
+    fn vouched_wrongly(m: &[u8]) -> Option<String> {
+        let mut tails = Vec::new();
+        let walked = clean_name_tails(m, |a, b| {
+            tails.push([a, b"." as &[u8], b].concat());
+            false
+        });
+        if walked != Some(false) {
+            return None;
+        }
+        let mut d = DnsMessage::default();
+        if !d.parse(m) || d.anomalies.any() {
+            return Some(format!("vouched for {m:?}: {:?}", d.anomalies));
+        }
+        let cnames = d.answers.iter().filter_map(|a| match &a.data {
+            AnswerData::Cname(t) => Some(d.text(t)),
+            _ => None,
+        });
+        for name in d.questions.iter().map(|q| d.text(&q.name)).chain(cnames) {
+            let parts: Vec<&str> = name.rsplitn(3, '.').collect();
+            if let [last, second, ..] = parts[..]
+                && !last.contains('\\')
+                && !second.contains('\\')
+                && !tails.contains(&format!("{second}.{last}").into_bytes())
+            {
+                return Some(format!("{name} not walked in {m:?}"));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn clean_walks_vouch_only_for_messages_the_parser_reads_cleanly() {
+        let mut loop_owner = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        loop_owner.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
+        loop_owner.extend_from_slice(&[0xc0, 19, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        let mut long_owner = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        long_owner.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
+        for _ in 0..130 {
+            long_owner.extend_from_slice(b"\x01y");
+        }
+        long_owner.extend_from_slice(&[0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        let mut query = vec![0, 7, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        // What a clean walk is for: a query and a compressed response.
+        assert_eq!(clean_name_tails(&query, |_, _| false), Some(false));
+        assert_eq!(clean_name_tails(&response(), |_, _| false), Some(false));
+        assert_eq!(
+            clean_name_tails(&response(), |a, b| a == b"example" && b == b"com"),
+            Some(true)
+        );
+        // Anomalies the prefilter's walk does not look for: an owner that
+        // loops, an owner too long, too many questions, another opcode,
+        // neither question nor answer.
+        assert_eq!(name_tails(&loop_owner, |_, _| false), Some(false));
+        assert_eq!(clean_name_tails(&loop_owner, |_, _| false), None);
+        assert_eq!(clean_name_tails(&long_owner, |_, _| false), None);
+        let mut many = query.clone();
+        many[5] = 17;
+        let mut notify = query.clone();
+        notify[2] = 0x20;
+        let empty = [0u8, 1, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0];
+        for m in [&many[..], &notify, &empty] {
+            assert_eq!(clean_name_tails(m, |_, _| false), None, "{m:?}");
+        }
+        // Every truncation and every single-byte change of these: never a
+        // vouch the parser disagrees with.
+        let mut names = vec![query, response(), loop_owner, long_owner];
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03Www\x07Example\x03COM\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4]);
+        m.extend_from_slice(&[0xc0, 16, 0, 5, 0, 1, 0, 0, 0, 1, 0, 2, 0xc0, 12]);
+        m.extend_from_slice(b"\x01x\xc0\x0c");
+        m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 5, 6, 7, 8]);
+        names.push(m);
+        let mut checked = 0;
+        for full in &names {
+            for n in 0..=full.len() {
+                assert_eq!(vouched_wrongly(&full[..n]), None);
+            }
+            for i in 0..full.len() {
+                for v in [0u8, 1, 2, 0x3f, 0x40, 0x80, 0xc0, 0xc1, 0xff] {
+                    let mut m = full.clone();
+                    m[i] = v;
+                    assert_eq!(vouched_wrongly(&m), None);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000);
     }
 
     #[test]
