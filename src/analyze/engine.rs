@@ -134,6 +134,34 @@ fn tcp_initiator(flags: u8, payload: &[u8], sport: u16, dport: u16) -> Initiator
     initiator_by_ports(sport, dport)
 }
 
+/// A UDP datagram that holds a DNS message: which end is the resolver.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsDatagram {
+    /// The resolver's address and port: the receiver of a query, the
+    /// sender of a response.
+    pub resolver: (std::net::IpAddr, u16),
+    /// Whether it is a response.
+    pub response: bool,
+}
+
+/// The DNS message in a UDP datagram (on a DNS port, with a plausible
+/// header), if it holds one.
+#[inline]
+pub fn dns_message(p: &Packet<'_>, udp: &decode::UdpDatagram<'_>) -> Option<DnsDatagram> {
+    if !(dns::is_port(udp.sport) || dns::is_port(udp.dport)) || !dns::plausible(udp.payload) {
+        return None;
+    }
+    let response = dns::is_response(udp.payload);
+    Some(DnsDatagram {
+        resolver: if response {
+            (p.src, udp.sport)
+        } else {
+            (p.dst, udp.dport)
+        },
+        response,
+    })
+}
+
 /// Whether a UDP datagram is a DNS response the engine would parse.
 pub fn carries_dns_answer(sport: u16, dport: u16, payload: &[u8]) -> bool {
     (dns::is_port(sport) || dns::is_port(dport))
@@ -435,17 +463,12 @@ impl Engine {
             budget,
             ..
         } = self;
-        let is_dns =
-            (dns::is_port(udp.sport) || dns::is_port(udp.dport)) && dns::plausible(udp.payload);
         // A DNS message to or from an ordinary resolver is read on its own
-        // (see `Analysis::dns_needs_flow`); the resolver is the receiver of
-        // a query, the sender of a response.
-        let response = is_dns && dns::is_response(udp.payload);
-        let (resolver, port) = if response {
-            (p.src, udp.sport)
-        } else {
-            (p.dst, udp.dport)
-        };
+        // (see `Analysis::dns_needs_flow`).
+        let dns_msg = dns_message(p, udp);
+        let is_dns = dns_msg.is_some();
+        let response = dns_msg.is_some_and(|m| m.response);
+        let (resolver, port) = dns_msg.map_or((p.dst, udp.dport), |m| m.resolver);
         // A message with nothing in it to find or record (no event wanted)
         // counts without being parsed.
         let unnamed =

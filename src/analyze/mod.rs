@@ -5,7 +5,9 @@
 
 mod engine;
 
-pub use engine::{Counters, Engine, EngineStats, Limits, carries_dns_answer};
+pub use engine::{
+    Counters, DnsDatagram, Engine, EngineStats, Limits, carries_dns_answer, dns_message,
+};
 
 use crate::alerts::AlertSink;
 use crate::capture::{Timeline, find_captures};

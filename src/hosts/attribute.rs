@@ -446,7 +446,7 @@ impl Analysis {
     /// of an exchange gets the same answer.
     pub fn dns_needs_flow(&mut self, server: IpAddr, port: u16) -> bool {
         let m = &self.intel.matcher;
-        if m.addr(server).is_some() || m.port(crate::decode::ipproto::UDP, port).is_some() {
+        if resolver_in_feeds(m, server, port) {
             return true;
         }
         if self.intel.geo.is_enabled() {
@@ -944,6 +944,13 @@ impl Analysis {
             }
         }
     }
+}
+
+/// Whether a DNS resolver (address, UDP port) is evidence by the feeds
+/// alone — in a vendor's address range or on a vendor's port — the part of
+/// [`Analysis::dns_needs_flow`] that needs no geo database.
+pub fn resolver_in_feeds(m: &crate::feeds::Matcher, server: IpAddr, port: u16) -> bool {
+    m.addr(server).is_some() || m.port(crate::decode::ipproto::UDP, port).is_some()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod event;
 pub mod pdns;
 mod times;
 
-pub use attribute::{Analysis, AnalysisStats, FlowCtx, FlowNote};
+pub use attribute::{Analysis, AnalysisStats, FlowCtx, FlowNote, resolver_in_feeds};
 pub use event::{Event, EventKind, EventSink, NoEvents, Transport};
 pub use times::{ConnTimes, MAX_TIMES};
 

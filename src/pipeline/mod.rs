@@ -130,10 +130,15 @@ pub struct Workers {
 /// A dispatcher's own counters, handed back when it finishes.
 #[derive(Debug, Default, Clone)]
 pub struct Dispatched {
-    /// Frames it kept (fragments, non-IP, malformed, non-TCP/UDP).
+    /// Frames it kept (fragments, non-IP, malformed, non-TCP/UDP, and the
+    /// DNS messages it counted itself).
     pub counters: Counters,
     /// Its IP reassembly.
     pub defrag: crate::decode::defrag::DefragStats,
+    /// The DNS messages it counted itself ([`Dispatcher::counts_dns`]).
+    pub analysis: crate::hosts::AnalysisStats,
+    /// The first and last time of those messages.
+    pub window: Option<(crate::capture::Timestamp, crate::capture::Timestamp)>,
 }
 
 /// The capture side: decodes each frame's headers, picks its worker by
@@ -167,6 +172,13 @@ pub struct Dispatcher {
     /// of `learnable`.
     feeds: Arc<SharedFeeds>,
     generation: u64,
+    /// Count DNS messages that no worker would do more with than count
+    /// them (offline, no event lines, no geo databases: see
+    /// [`Dispatcher::plain_dns`]) here instead of handing them over.
+    counts_dns: bool,
+    /// What those messages add up to.
+    dns: crate::hosts::AnalysisStats,
+    window: Option<(crate::capture::Timestamp, crate::capture::Timestamp)>,
 }
 
 /// The feeds the dispatchers check DNS answers against: replaced by
@@ -422,6 +434,9 @@ impl Workers {
                 .map_or_else(|_| Arc::clone(&self.intel), |i| Arc::clone(&i)),
             generation: self.feeds.generation.load(Ordering::Acquire),
             feeds: Arc::clone(&self.feeds),
+            counts_dns: false,
+            dns: Default::default(),
+            window: None,
         }
     }
 
@@ -502,11 +517,16 @@ impl Workers {
         self.queues.clear();
         self.flex = None;
         let mut stats = EngineStats::default();
+        let mut hosts = HostTable::new(self.host_limits);
         for d in dispatched {
             stats.counters.merge(&d.counters);
             stats.defrag.merge(&d.defrag);
+            stats.analysis.merge(&d.analysis);
+            if let Some((first, last)) = d.window {
+                hosts.observe(first);
+                hosts.observe(last);
+            }
         }
-        let mut hosts = HostTable::new(self.host_limits);
         let mut events = 0;
         let joined: Vec<WorkerResult> = self
             .workers
@@ -548,6 +568,13 @@ impl Dispatcher {
             Decoded::Packet(p) => {
                 let (sport, dport) = match p.transport {
                     Transport::Tcp(t) => (t.sport, t.dport),
+                    Transport::Udp(u) if self.counts_dns && self.plain_dns(&p, &u, frame.ts) => {
+                        self.counters.count(frame);
+                        if p.truncated {
+                            self.counters.truncated += 1;
+                        }
+                        return;
+                    }
                     Transport::Udp(u) => (u.sport, u.dport),
                     Transport::Other(_) => {
                         // Nothing downstream looks at other protocols.
@@ -603,6 +630,38 @@ impl Dispatcher {
                 self.counters.malformed += 1;
             }
         }
+    }
+
+    /// Counts a DNS message over UDP (seen at `ts`) here if its worker would
+    /// do nothing more with it: read without a flow (the resolver is no
+    /// evidence by the feeds) and naming no rule while parsing cleanly
+    /// (`Matcher::names_none_in`) — what `Engine`'s UDP path counts with
+    /// `Analysis::dns_unnamed` when no event is wanted. Handing such a
+    /// message over cost more than the worker's whole work on it, and most
+    /// DNS on a link is such a message.
+    fn plain_dns(
+        &mut self,
+        p: &decode::Packet<'_>,
+        u: &decode::UdpDatagram<'_>,
+        ts: crate::capture::Timestamp,
+    ) -> bool {
+        let Some(msg) = crate::analyze::dns_message(p, u) else {
+            return false;
+        };
+        let m = &self.learnable.matcher;
+        let (resolver, port) = msg.resolver;
+        if crate::hosts::resolver_in_feeds(m, resolver, port) || !m.names_none_in(u.payload) {
+            return false;
+        }
+        self.dns.dns_messages += 1;
+        if !msg.response {
+            self.dns.dns_queries_without_flow += 1;
+        }
+        self.window = Some(
+            self.window
+                .map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))),
+        );
+        true
     }
 
     /// Picks up feeds published by a reload since the last frame.
@@ -777,6 +836,8 @@ impl Dispatcher {
         Dispatched {
             counters: self.counters.clone(),
             defrag: self.defrag.stats(),
+            analysis: self.dns,
+            window: self.window,
         }
     }
 
@@ -811,6 +872,9 @@ impl Pipeline {
     ) -> io::Result<Self> {
         let threads = workers.max(1);
         let shares = reader_shares(threads);
+        // No worker records anything of a DNS message that names no rule
+        // unless it writes events or asks geo databases about its resolver.
+        let counts_dns = events.is_none() && !intel.geo.is_enabled();
         if shares.is_empty() {
             // Many threads: the reading thread only dispatches.
             let workers = Workers::start_with_depth(
@@ -823,7 +887,8 @@ impl Pipeline {
                 events,
                 alerts,
             )?;
-            let dispatcher = workers.dispatcher(Overflow::Wait);
+            let mut dispatcher = workers.dispatcher(Overflow::Wait);
+            dispatcher.counts_dns = counts_dns;
             return Ok(Pipeline {
                 workers,
                 dispatcher,
@@ -844,7 +909,8 @@ impl Pipeline {
             flex,
         )?;
         workers.sharder = Sharder::with_shares(internal, &shares);
-        let dispatcher = workers.dispatcher(Overflow::Wait);
+        let mut dispatcher = workers.dispatcher(Overflow::Wait);
+        dispatcher.counts_dns = counts_dns;
         Ok(Pipeline {
             workers,
             dispatcher,
