@@ -9,7 +9,9 @@
 //! batches travel over a bounded crossbeam channel per worker and come back
 //! through one return channel for reuse, so the steady state allocates
 //! nothing per packet and a slow worker slows the reader instead of growing
-//! a queue.
+//! a queue. Offline with no event lines, a DNS message that no worker would
+//! do more with than count it (no rule's name, a resolver that is no
+//! evidence) is counted by the dispatcher instead of handed over.
 //!
 //! Offline with two threads, one shard of the hosts is flexible
 //! (`flex.rs`): its batches are analysed by whichever thread is free — the
@@ -135,7 +137,8 @@ pub struct Dispatched {
     pub counters: Counters,
     /// Its IP reassembly.
     pub defrag: crate::decode::defrag::DefragStats,
-    /// The DNS messages it counted itself ([`Dispatcher::counts_dns`]).
+    /// The DNS messages it counted itself (offline, without event lines:
+    /// those no worker would do more with than count them).
     pub analysis: crate::hosts::AnalysisStats,
     /// The first and last time of those messages.
     pub window: Option<(crate::capture::Timestamp, crate::capture::Timestamp)>,
