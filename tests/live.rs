@@ -386,6 +386,14 @@ fn live_equals_analyze_on(ns: Netns, extra: &[&str], one_stream: bool) -> String
     );
     assert!(want.len() >= 9, "the demo has contacts: {want:?}");
     assert_eq!(got, want, "live contacts differ from analyze");
+    // Every DNS message counted, also those the capture threads count
+    // themselves instead of handing them over (no rule named).
+    for counter in ["dns_messages", "dns_anomalies", "dns_queries_without_flow"] {
+        assert_eq!(
+            live["summary"][counter], offline_report["summary"][counter],
+            "{counter}"
+        );
+    }
     // Beacon alerts depend on timing, which the replay compresses (the
     // demo's 5-minute beacon becomes milliseconds): first contacts only.
     let first = |v: Vec<Value>| -> Vec<Value> {
@@ -491,8 +499,18 @@ fn metrics_are_served_while_capturing() {
         .output()
         .expect("scrape");
     let body = String::from_utf8_lossy(&scrape.stdout).to_string();
+    // The last periodic summary (written atomically while running) counts
+    // every DNS message, those the capture threads counted themselves too.
+    let running = read_json(&dir.path().join("report.json"));
     let (code, stderr) = sensor.stop();
     assert_eq!(code, 0, "{stderr}");
+    let (offline_report, _) = offline(&demo, dir.path(), &[]);
+    for counter in ["dns_messages", "dns_queries_without_flow"] {
+        assert_eq!(
+            running["summary"][counter], offline_report["summary"][counter],
+            "{counter} in a summary while running"
+        );
+    }
     assert!(
         body.starts_with("HTTP/1."),
         "{body}\n{}\n{stderr}",

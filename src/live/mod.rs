@@ -458,6 +458,11 @@ impl Sensor<'_> {
             for d in &p.dispatched {
                 stats.counters.merge(&d.counters);
                 stats.defrag.merge(&d.defrag);
+                stats.analysis.merge(&d.analysis);
+                if let Some((first, last)) = d.window {
+                    hosts.observe(first);
+                    hosts.observe(last);
+                }
             }
         }
         for s in workers.snapshot() {

@@ -9,9 +9,9 @@
 //! batches travel over a bounded crossbeam channel per worker and come back
 //! through one return channel for reuse, so the steady state allocates
 //! nothing per packet and a slow worker slows the reader instead of growing
-//! a queue. Offline with no event lines, a DNS message that no worker would
-//! do more with than count it (no rule's name, a resolver that is no
-//! evidence) is counted by the dispatcher instead of handed over.
+//! a queue. Without event lines, a DNS message that no worker would do more
+//! with than count it (no rule's name, a resolver that is no evidence) is
+//! counted by the dispatcher instead of handed over.
 //!
 //! Offline with two threads, one shard of the hosts is flexible
 //! (`flex.rs`): its batches are analysed by whichever thread is free — the
@@ -137,8 +137,8 @@ pub struct Dispatched {
     pub counters: Counters,
     /// Its IP reassembly.
     pub defrag: crate::decode::defrag::DefragStats,
-    /// The DNS messages it counted itself (offline, without event lines:
-    /// those no worker would do more with than count them).
+    /// The DNS messages it counted itself (without event lines and geo
+    /// databases: those no worker would do more with than count them).
     pub analysis: crate::hosts::AnalysisStats,
     /// The first and last time of those messages.
     pub window: Option<(crate::capture::Timestamp, crate::capture::Timestamp)>,
@@ -176,7 +176,7 @@ pub struct Dispatcher {
     feeds: Arc<SharedFeeds>,
     generation: u64,
     /// Count DNS messages that no worker would do more with than count
-    /// them (offline, no event lines, no geo databases: see
+    /// them (no event lines, no geo databases: see
     /// [`Dispatcher::plain_dns`]) here instead of handing them over.
     counts_dns: bool,
     /// What those messages add up to.
@@ -437,7 +437,10 @@ impl Workers {
                 .map_or_else(|_| Arc::clone(&self.intel), |i| Arc::clone(&i)),
             generation: self.feeds.generation.load(Ordering::Acquire),
             feeds: Arc::clone(&self.feeds),
-            counts_dns: false,
+            // No worker records anything of a DNS message that names no
+            // rule unless it writes events or asks geo databases about the
+            // resolver.
+            counts_dns: self.writer.is_none() && !self.intel.geo.is_enabled(),
             dns: Default::default(),
             window: None,
         }
@@ -875,9 +878,6 @@ impl Pipeline {
     ) -> io::Result<Self> {
         let threads = workers.max(1);
         let shares = reader_shares(threads);
-        // No worker records anything of a DNS message that names no rule
-        // unless it writes events or asks geo databases about its resolver.
-        let counts_dns = events.is_none() && !intel.geo.is_enabled();
         if shares.is_empty() {
             // Many threads: the reading thread only dispatches.
             let workers = Workers::start_with_depth(
@@ -890,8 +890,7 @@ impl Pipeline {
                 events,
                 alerts,
             )?;
-            let mut dispatcher = workers.dispatcher(Overflow::Wait);
-            dispatcher.counts_dns = counts_dns;
+            let dispatcher = workers.dispatcher(Overflow::Wait);
             return Ok(Pipeline {
                 workers,
                 dispatcher,
@@ -912,8 +911,7 @@ impl Pipeline {
             flex,
         )?;
         workers.sharder = Sharder::with_shares(internal, &shares);
-        let mut dispatcher = workers.dispatcher(Overflow::Wait);
-        dispatcher.counts_dns = counts_dns;
+        let dispatcher = workers.dispatcher(Overflow::Wait);
         Ok(Pipeline {
             workers,
             dispatcher,
