@@ -126,7 +126,8 @@ impl FlowNote {
 /// Counters of the analysis stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AnalysisStats {
-    /// DNS messages parsed.
+    /// DNS messages read (parsed, or, when nothing in them could reach the
+    /// report, walked and counted).
     pub dns_messages: u64,
     /// DNS messages with an anomaly (bad compression pointer, over-long
     /// name, reserved label type, truncated or over-cap sections).

@@ -62,7 +62,8 @@ pub struct Summary {
     pub flows_evicted: u64,
     /// TCP directions whose reassembly was abandoned at the memory cap.
     pub streams_abandoned: u64,
-    /// DNS messages parsed.
+    /// DNS messages read (parsed, or, when nothing in them could reach the
+    /// report, walked and counted).
     pub dns_messages: u64,
     /// DNS messages with an anomaly (bad compression pointer, over-long
     /// name, reserved label type, truncated or over-cap sections): crafted
