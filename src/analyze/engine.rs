@@ -467,25 +467,24 @@ impl Engine {
         // (see `Analysis::dns_needs_flow`).
         let dns_msg = dns_message(p, udp);
         let is_dns = dns_msg.is_some();
-        let response = dns_msg.is_some_and(|m| m.response);
-        let (resolver, port) = dns_msg.map_or((p.dst, udp.dport), |m| m.resolver);
         // A message with nothing in it to find or record (no event wanted)
         // counts without being parsed.
         let unnamed =
             is_dns && !events.wants_events() && analysis.intel().matcher.names_none_in(udp.payload);
-        let slot = if is_dns && !analysis.dns_needs_flow(resolver, port) {
-            if !response {
-                analysis.stats.dns_queries_without_flow += 1;
+        let slot = match dns_msg {
+            Some(m) if !analysis.dns_needs_flow(m.resolver.0, m.resolver.1) => {
+                if !m.response {
+                    analysis.stats.dns_queries_without_flow += 1;
+                }
+                if unnamed {
+                    analysis.dns_unnamed(ts);
+                    return;
+                }
+                Slot::Full
             }
-            if unnamed {
-                analysis.dns_unnamed(ts);
-                return;
-            }
-            Slot::Full
-        } else {
-            flows.lookup(ts, &info, || {
+            _ => flows.lookup(ts, &info, || {
                 udp_initiator(udp.payload, udp.sport, udp.dport)
-            })
+            }),
         };
         let mut scratch_note: FlowNote;
         let mut scratch_quic = QuicState::default();
